@@ -1,0 +1,168 @@
+//! Access-token verification against the identity service's JWKS. Keys are cached by `kid`;
+//! a token signed with an unknown `kid` triggers one refresh (throttled), which is how key
+//! rotation reaches every service without a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
+use mercato::pb::identity::v1::{GetJwksRequest, Jwk};
+use tokio::sync::{Mutex, RwLock};
+use tonic::Status;
+use tonic::transport::{Channel, Endpoint};
+
+use super::claims::{AUDIENCE, Claims};
+use super::principal::Principal;
+
+/// Minimum time between two JWKS fetches caused by unknown key ids (forged `kid`s must not
+/// turn into a flood of requests to identity).
+const REFRESH_THROTTLE: Duration = Duration::from_secs(10);
+
+/// Why a token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Not a well-formed JWT, wrong algorithm, bad signature, wrong issuer/audience.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// Past its `exp`.
+    #[error("token expired")]
+    Expired,
+    /// Signed with a key identity does not publish.
+    #[error("token signed with an unknown key")]
+    UnknownKey,
+    /// The JWKS could not be fetched.
+    #[error("cannot fetch signing keys: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Invalid(_) => crate::error::unauthenticated("INVALID_TOKEN", err.to_string()),
+            AuthError::Expired => crate::error::unauthenticated("TOKEN_EXPIRED", err.to_string()),
+            AuthError::UnknownKey => crate::error::unauthenticated("UNKNOWN_KEY", err.to_string()),
+            AuthError::KeysUnavailable(cause) => crate::error::unavailable("identity (JWKS)", cause),
+        }
+    }
+}
+
+/// Verifies bearer tokens. Cheap to share behind an `Arc`.
+pub struct Verifier {
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    remote: Option<Remote>,
+    validation: Validation,
+}
+
+struct Remote {
+    client: IdentityServiceClient<Channel>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("remote", &self.remote.is_some()).finish()
+    }
+}
+
+fn validation(issuer: &str) -> Validation {
+    // Only EdDSA: "none", HMAC with the public key as secret and every other algorithm
+    // confusion are refused before the signature is even looked at.
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 30;
+    validation
+}
+
+fn decoding_keys(jwks: &[Jwk]) -> HashMap<String, DecodingKey> {
+    jwks.iter()
+        .filter(|k| k.kty == "OKP" && k.crv == "Ed25519" && !k.kid.is_empty())
+        .filter_map(|k| DecodingKey::from_ed_components(&k.x).ok().map(|d| (k.kid.clone(), d)))
+        .collect()
+}
+
+impl Verifier {
+    /// A verifier with a fixed key set (the identity service verifies with its own keys).
+    pub fn with_keys(jwks: &[Jwk], issuer: &str) -> Arc<Self> {
+        Arc::new(Self {
+            keys: RwLock::new(decoding_keys(jwks)),
+            remote: None,
+            validation: validation(issuer),
+        })
+    }
+
+    /// A verifier that fetches the key set from identity at `identity_url` when it first
+    /// needs it and whenever a token names an unknown key.
+    pub fn remote(identity_url: &str, issuer: &str) -> Result<Arc<Self>, AuthError> {
+        let endpoint = Endpoint::from_shared(identity_url.to_owned())
+            .map_err(|e| AuthError::KeysUnavailable(format!("bad identity URL: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3));
+        Ok(Arc::new(Self {
+            keys: RwLock::default(),
+            remote: Some(Remote {
+                client: IdentityServiceClient::new(endpoint.connect_lazy()),
+                last_fetch: Mutex::new(None),
+            }),
+            validation: validation(issuer),
+        }))
+    }
+
+    /// Verifies `token` and returns its principal.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let kid = header.kid.ok_or_else(|| AuthError::Invalid("missing kid".into()))?;
+        let key = match self.key(&kid).await {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                self.key(&kid).await.ok_or(AuthError::UnknownKey)?
+            }
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+        Ok(Principal {
+            subject: claims.sub,
+            kind: claims.kind,
+            roles: claims.roles,
+            token: token.to_owned(),
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().await.get(kid).cloned()
+    }
+
+    /// Replaces the keys with identity's current JWKS (no-op for a fixed key set; throttled).
+    pub async fn refresh(&self) -> Result<(), AuthError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let mut last = remote.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFRESH_THROTTLE) && !self.keys.read().await.is_empty() {
+            return Ok(());
+        }
+        let response = remote
+            .client
+            .clone()
+            .get_jwks(GetJwksRequest {})
+            .await
+            .map_err(|s| AuthError::KeysUnavailable(s.message().to_owned()))?;
+        let keys = decoding_keys(&response.into_inner().keys);
+        tracing::debug!(count = keys.len(), "fetched JWKS");
+        *self.keys.write().await = keys;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+}

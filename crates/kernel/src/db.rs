@@ -1,0 +1,137 @@
+//! Postgres through diesel-async: the service's database is created when missing, the
+//! kernel's own tables (outbox, processed events) and the service's embedded migrations are
+//! applied at start-up, and requests borrow connections from a deadpool pool.
+
+use std::time::Duration;
+
+use diesel::sql_types::Text;
+use diesel::QueryableByName;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// A pool of connections to the service's own database.
+pub type DbPool = Pool<AsyncPgConnection>;
+/// A pooled connection.
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// Tables every service has: the transactional outbox and the consumer's processed events.
+pub const KERNEL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The database could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// `DATABASE_URL` is not a usable Postgres URL.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// Connecting or querying failed.
+    #[error("postgres: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    /// A query failed.
+    #[error("postgres: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The pool could not be built.
+    #[error("pool: {0}")]
+    Pool(String),
+}
+
+/// Creates the database if needed, migrates it, and opens a pool of `size` connections.
+pub async fn connect(
+    url: &str,
+    size: usize,
+    migrations: EmbeddedMigrations,
+) -> Result<DbPool, DbError> {
+    ensure_database(url).await?;
+    migrate(url, migrations).await?;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// Applies the kernel's and the service's pending migrations.
+pub async fn migrate(url: &str, migrations: EmbeddedMigrations) -> Result<(), DbError> {
+    let url = url.to_owned();
+    // diesel's migration harness is synchronous; the wrapper drives the async connection on a
+    // blocking thread.
+    tokio::task::spawn_blocking(move || {
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
+            diesel::Connection::establish(&url)?;
+        for source in [KERNEL_MIGRATIONS, migrations] {
+            conn.run_pending_migrations(source)
+                .map_err(|e| DbError::Migration(e.to_string()))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| DbError::Migration(e.to_string()))?
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// Creates the database named in `url` when it does not exist (one database per service on
+/// a shared server, in development and in the kind deployment alike).
+pub async fn ensure_database(url: &str) -> Result<(), DbError> {
+    let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let name = parsed.path().trim_start_matches('/').to_owned();
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(DbError::InvalidUrl(format!("unsupported database name {name:?}")));
+    }
+    let mut admin = parsed.clone();
+    admin.set_path("/postgres");
+    let mut conn = AsyncPgConnection::establish(admin.as_str()).await?;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(&name)
+            .get_result(&mut conn)
+            .await?;
+    if !found.exists {
+        match diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another replica (or test) created it first.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("already exists") => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a pooled connection answers `SELECT 1`.
+pub async fn ping(pool: &DbPool) -> bool {
+    match pool.get().await {
+        Ok(mut conn) => diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Drops a database (tests clean up after themselves with it).
+pub async fn drop_database(url: &str) -> Result<(), DbError> {
+    let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let name = parsed.path().trim_start_matches('/').to_owned();
+    let mut admin = parsed.clone();
+    admin.set_path("/postgres");
+    let mut conn = AsyncPgConnection::establish(admin.as_str()).await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! `mercato-kernel`: the runtime every Mercato service links, so that each cross-cutting
+//! concern is written once — configuration, telemetry, the admin port, health, reflection,
+//! graceful shutdown, Postgres and Redis pools, token verification and policy enforcement,
+//! the error model, pagination cursors and the transactional outbox.
+//!
+//! A service's `main.rs` is wiring only:
+//!
+//! ```ignore
+//! let config = ServiceConfig::from_env("catalog")?;
+//! let _telemetry = telemetry::init(&config)?;
+//! let host = ServiceHost::new(&config).await?; // pools, verifier, health, admin
+//! host.serve(router).await
+//! ```
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod pagination;
+pub mod redis;
+pub mod serve;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
+
+pub use config::ServiceConfig;
+pub use serve::{RunningService, ServeError, ServiceHost};

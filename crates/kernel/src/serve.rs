@@ -1,0 +1,312 @@
+//! Hosting a service: dependencies, the gRPC server with the kernel's layers (trace, metrics,
+//! auth), health, reflection, the admin port and graceful shutdown, in one place.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_migrations::EmbeddedMigrations;
+use http::{Request, Response};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+
+use crate::auth::{AuthLayer, DEFAULT_ISSUER, Verifier};
+use crate::config::{ConfigError, ServiceConfig};
+use crate::db::{DbError, DbPool};
+use crate::events::outbox::{OutboxNotifier, Relay};
+use crate::health::{Check, Dependency, Health};
+use crate::metrics::MetricsLayer;
+use crate::redis::{RedisError, RedisPool};
+use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
+use crate::trace::TraceLayer;
+
+/// A service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Configuration is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Postgres could not be prepared.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Redis pool could not be built.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// NATS URL unusable.
+    #[error("nats: {0}")]
+    Nats(String),
+    /// Token verification could not be set up.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// A listener could not be bound.
+    #[error("cannot listen: {0}")]
+    Bind(#[from] std::io::Error),
+    /// Reflection could not be built from the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A service task panicked or was aborted.
+    #[error("service task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The gRPC services a binary serves, with their names for health and reflection.
+#[derive(Default)]
+pub struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    /// No services yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a generated tonic server.
+    pub fn add<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+}
+
+/// A service's dependencies and lifecycle, assembled step by step by its `lib.rs`.
+pub struct ServiceHost {
+    /// Shared settings.
+    pub config: ServiceConfig,
+    /// The service's database, when it has one.
+    pub db: Option<DbPool>,
+    /// The cache, when it has one.
+    pub redis: Option<RedisPool>,
+    /// The event bus, when the service publishes or consumes.
+    pub nats: Option<async_nats::Client>,
+    /// Wakes the outbox relay after commits.
+    pub outbox: OutboxNotifier,
+    verifier: Option<Arc<Verifier>>,
+    checks: Vec<Check>,
+    relay_domain: Option<String>,
+    trigger: ShutdownTrigger,
+    signal: ShutdownSignal,
+}
+
+impl ServiceHost {
+    /// A host with no dependencies yet.
+    pub fn new(config: ServiceConfig) -> Self {
+        let (trigger, signal) = shutdown::channel();
+        Self {
+            config,
+            db: None,
+            redis: None,
+            nats: None,
+            outbox: OutboxNotifier::default(),
+            verifier: None,
+            checks: Vec::new(),
+            relay_domain: None,
+            trigger,
+            signal,
+        }
+    }
+
+    /// Connects to (creating and migrating) the service's database: a critical dependency.
+    pub async fn with_database(mut self, migrations: EmbeddedMigrations) -> Result<Self, ServeError> {
+        let url = self.config.require_database_url()?.to_owned();
+        let pool = crate::db::connect(&url, self.config.db_pool_size, migrations).await?;
+        self.checks.push(Check {
+            name: "postgres",
+            dependency: Dependency::Postgres(pool.clone()),
+            critical: true,
+        });
+        self.db = Some(pool);
+        Ok(self)
+    }
+
+    /// Adds the Redis pool; `critical` is false for a cache with a database fallback.
+    pub fn with_redis(mut self, critical: bool) -> Result<Self, ServeError> {
+        let url = self.config.require_redis_url()?.to_owned();
+        let pool = crate::redis::pool(&url, 32)?;
+        self.checks.push(Check { name: "redis", dependency: Dependency::Redis(pool.clone()), critical });
+        self.redis = Some(pool);
+        Ok(self)
+    }
+
+    /// Connects to NATS (in the background: a NATS outage never blocks start-up, events wait
+    /// in the outbox) and relays the outbox of `domain` to JetStream.
+    pub async fn with_event_relay(mut self, domain: &str) -> Result<Self, ServeError> {
+        let client = self.nats_client().await?;
+        self.relay_domain = Some(domain.to_owned());
+        self.nats = Some(client);
+        Ok(self)
+    }
+
+    async fn nats_client(&mut self) -> Result<async_nats::Client, ServeError> {
+        if let Some(client) = &self.nats {
+            return Ok(client.clone());
+        }
+        let url = self
+            .config
+            .nats_url
+            .clone()
+            .ok_or_else(|| ConfigError::Missing("NATS_URL".into()))?;
+        let client = async_nats::ConnectOptions::new()
+            .name(&self.config.service)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(url.as_str())
+            .await
+            .map_err(|e| ServeError::Nats(e.to_string()))?;
+        self.checks.push(Check { name: "nats", dependency: Dependency::Nats(client.clone()), critical: false });
+        Ok(client)
+    }
+
+    /// Uses `verifier` for tokens instead of fetching identity's JWKS (identity itself).
+    pub fn with_verifier(mut self, verifier: Arc<Verifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The database pool; a defect in the service's wiring if it was not configured.
+    pub fn db(&self) -> Result<DbPool, ServeError> {
+        self.db.clone().ok_or_else(|| ConfigError::Missing("DATABASE_URL".into()).into())
+    }
+
+    /// The signal every background task of the service should stop on.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.signal.clone()
+    }
+
+    /// Binds both ports and starts serving; returns at once with the bound addresses.
+    pub async fn serve(self, services: Services) -> Result<RunningService, ServeError> {
+        let verifier = match self.verifier {
+            Some(v) => v,
+            None => Verifier::remote(&self.config.identity_url, DEFAULT_ISSUER)?,
+        };
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        let names: Vec<String> = services.names.iter().map(|n| (*n).to_owned()).collect();
+
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mercato::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        let mut reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mercato::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in &services.names {
+            reflection = reflection.with_service_name(*name);
+            reflection_alpha = reflection_alpha.with_service_name(*name);
+        }
+
+        let mut routes = services.routes;
+        routes
+            .add_service(health_service)
+            .add_service(reflection.build_v1()?)
+            .add_service(reflection_alpha.build_v1alpha()?);
+
+        let health = Health::new(self.checks);
+        // First probe before accepting traffic, so readiness is true from the first request.
+        health.refresh(&health_reporter, &names).await;
+        health.clone().spawn(health_reporter, names, self.signal.clone());
+
+        let admin_addr = crate::admin::spawn(self.config.admin_addr, health, self.signal.clone()).await?;
+        let listener = TcpListener::bind(self.config.grpc_addr).await?;
+        let grpc_addr = listener.local_addr()?;
+
+        let mut relay = None;
+        if let (Some(domain), Some(db), Some(nats)) = (&self.relay_domain, &self.db, &self.nats) {
+            let handle = Relay::new(db.clone(), nats.clone(), &self.config.namespace, domain, self.outbox.clone())
+                .spawn(self.signal.clone());
+            relay = Some(handle);
+        }
+
+        let layers = tower::ServiceBuilder::new()
+            .layer(TraceLayer)
+            .layer(MetricsLayer)
+            .layer(AuthLayer::new(verifier));
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(layers)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), self.signal.clone().requested());
+        let task = tokio::spawn(server);
+        tracing::info!(service = %self.config.service, %grpc_addr, %admin_addr, "serving");
+        Ok(RunningService {
+            grpc_addr,
+            admin_addr,
+            grace: self.config.shutdown_grace,
+            trigger: self.trigger,
+            task,
+            relay,
+        })
+    }
+}
+
+/// A started service.
+pub struct RunningService {
+    /// Bound gRPC address (port 0 resolved).
+    pub grpc_addr: SocketAddr,
+    /// Bound admin address.
+    pub admin_addr: SocketAddr,
+    grace: Duration,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl RunningService {
+    /// The trigger that stops this service (tests; `main` wires OS signals to it).
+    pub fn trigger(&self) -> ShutdownTrigger {
+        self.trigger.clone()
+    }
+
+    /// Stops on SIGTERM / Ctrl-C, draining in-flight requests for at most the grace period.
+    pub async fn run_until_signalled(self) -> Result<(), ServeError> {
+        shutdown::on_os_signals(self.trigger.clone());
+        self.wait().await
+    }
+
+    /// Requests shutdown and waits for the drain.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        self.trigger.trigger();
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped (after a shutdown request, within the grace period).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        let mut task = self.task;
+        let served = tokio::select! {
+            result = &mut task => result,
+            _ = async {
+                self.trigger.signal().requested().await;
+                tokio::time::sleep(self.grace).await;
+            } => {
+                tracing::warn!("grace period over, closing remaining connections");
+                task.abort();
+                return Ok(());
+            }
+        };
+        if let Some(relay) = self.relay {
+            // The relay flushes once more on shutdown; give it a moment.
+            let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
+        }
+        served??;
+        Ok(())
+    }
+}
