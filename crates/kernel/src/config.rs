@@ -137,6 +137,8 @@ pub struct ServiceConfig {
     pub namespace: String,
     /// Where the identity service answers, for the JWKS (`MERCATO_UPSTREAM_IDENTITY`).
     pub identity_url: String,
+    /// Expected `iss` of access tokens (`MERCATO_JWT_ISSUER`, default "mercato-identity").
+    pub jwt_issuer: String,
     /// Log format (`MERCATO_LOG_FORMAT` = json | pretty; default json).
     pub log_format: LogFormat,
     /// OTLP/gRPC collector (`OTEL_EXPORTER_OTLP_ENDPOINT`); tracing export is off when unset.
@@ -185,6 +187,7 @@ impl ServiceConfig {
             identity_url: vars.get("MERCATO_UPSTREAM_IDENTITY").unwrap_or_else(|| {
                 format!("http://127.0.0.1:{}", default_grpc_port("identity"))
             }),
+            jwt_issuer: vars.get_or("MERCATO_JWT_ISSUER", crate::auth::DEFAULT_ISSUER),
             log_format,
             otlp_endpoint: vars.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace: vars.seconds_or("MERCATO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,

@@ -20,11 +20,13 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod money;
 pub mod pagination;
 pub mod redis;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;
 pub mod trace;
 
 pub use config::ServiceConfig;

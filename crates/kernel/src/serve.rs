@@ -15,7 +15,7 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 
-use crate::auth::{AuthLayer, DEFAULT_ISSUER, Verifier};
+use crate::auth::{AuthLayer, Verifier};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::db::{DbError, DbPool};
 use crate::events::outbox::{OutboxNotifier, Relay};
@@ -195,7 +195,7 @@ impl ServiceHost {
     pub async fn serve(self, services: Services) -> Result<RunningService, ServeError> {
         let verifier = match self.verifier {
             Some(v) => v,
-            None => Verifier::remote(&self.config.identity_url, DEFAULT_ISSUER)?,
+            None => Verifier::remote(&self.config.identity_url, &self.config.jwt_issuer)?,
         };
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let names: Vec<String> = services.names.iter().map(|n| (*n).to_owned()).collect();

@@ -1,1 +1,127 @@
-//! x
+//! Mercato identity: accounts, roles, EdDSA-signed access tokens, rotating refresh tokens
+//! with reuse detection, and service accounts (client credentials).
+
+pub mod api;
+pub mod domain;
+pub mod keys;
+pub mod schema;
+pub mod store;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use mercato::pb::identity::v1::identity_service_server::IdentityServiceServer;
+use mercato_kernel::auth::{DEFAULT_ISSUER, ROLE_ADMIN, ROLE_CUSTOMER, Verifier};
+use mercato_kernel::config::{ConfigError, Env, Vars};
+use mercato_kernel::serve::Services;
+use mercato_kernel::{RunningService, ServeError, ServiceConfig, ServiceHost};
+
+pub use keys::SigningKeys;
+
+/// Identity's schema migrations, applied at start-up.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Identity's own settings (beyond the kernel's).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The signing key.
+    pub keys: SigningKeys,
+    /// `iss` of issued tokens (`MERCATO_JWT_ISSUER`).
+    pub issuer: String,
+    /// Access-token lifetime (`MERCATO_ACCESS_TOKEN_TTL_SECS`, default 900).
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime (`MERCATO_REFRESH_TOKEN_TTL_SECS`, default 30 days).
+    pub refresh_ttl: Duration,
+    /// Administrator created on first start (`MERCATO_ADMIN_EMAIL`, `MERCATO_ADMIN_PASSWORD`).
+    pub admin: Option<(String, String)>,
+}
+
+/// Identity could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The signing key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// The kernel could not host the service.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The configured administrator is invalid or could not be stored.
+    #[error("admin account: {0}")]
+    Admin(String),
+}
+
+impl Settings {
+    /// Reads the settings; generates a development key when none is configured.
+    pub fn from_env(env: &dyn Env) -> Result<Self, StartError> {
+        let vars = Vars(env);
+        let kid = vars.get("MERCATO_JWT_KID");
+        let keys = if let Some(path) = vars.get("MERCATO_JWT_PRIVATE_KEY_FILE") {
+            SigningKeys::from_file(&path, kid)?
+        } else if let Some(pem) = vars.get("MERCATO_JWT_PRIVATE_KEY") {
+            SigningKeys::from_pem(&pem, kid)?
+        } else {
+            let keys = SigningKeys::generate()?;
+            tracing::warn!(
+                kid = %keys.jwk().kid,
+                "no MERCATO_JWT_PRIVATE_KEY_FILE or MERCATO_JWT_PRIVATE_KEY given: using a generated \
+                 development key; tokens become invalid when this process stops"
+            );
+            keys
+        };
+        let admin = match (vars.get("MERCATO_ADMIN_EMAIL"), vars.get("MERCATO_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (None, None) => None,
+            _ => return Err(ConfigError::Missing("MERCATO_ADMIN_EMAIL and MERCATO_ADMIN_PASSWORD together".into()).into()),
+        };
+        Ok(Self {
+            keys,
+            issuer: vars.get_or("MERCATO_JWT_ISSUER", DEFAULT_ISSUER),
+            access_ttl: vars.seconds_or("MERCATO_ACCESS_TOKEN_TTL_SECS", Duration::from_secs(900))?,
+            refresh_ttl: vars.seconds_or("MERCATO_REFRESH_TOKEN_TTL_SECS", Duration::from_secs(30 * 24 * 3600))?,
+            admin,
+        })
+    }
+}
+
+/// Connects identity's dependencies, creates the configured admin, and starts serving.
+pub async fn start(config: ServiceConfig, settings: Settings) -> Result<RunningService, StartError> {
+    let host = ServiceHost::new(config)
+        .with_database(MIGRATIONS)
+        .await?
+        .with_event_relay("identity")
+        .await?;
+    let db = host.db()?;
+    if let Some((email, password)) = &settings.admin {
+        ensure_admin(&db, email, password).await?;
+    }
+    let verifier = Verifier::with_keys(std::slice::from_ref(settings.keys.jwk()), &settings.issuer);
+    let api = api::IdentityApi::new(db, Arc::new(settings), host.outbox.clone());
+    let max = host.config.max_message_bytes;
+    let services = Services::new().add(
+        IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
+    );
+    Ok(host.with_verifier(verifier).serve(services).await?)
+}
+
+/// Creates the administrator on first start; an existing account is left as it is.
+async fn ensure_admin(db: &mercato_kernel::db::DbPool, email: &str, password: &str) -> Result<(), StartError> {
+    let new = domain::NewUser::parse(email, password, "Administrator")
+        .map_err(|v| StartError::Admin(v.into_status().message().to_owned()))?;
+    let mut conn = db.get().await.map_err(|e| StartError::Admin(e.to_string()))?;
+    if store::user_by_email(&mut conn, new.email.as_str()).await.map_err(|e| StartError::Admin(e.to_string()))?.is_some() {
+        return Ok(());
+    }
+    let hash = tokens::hash_password(new.password.as_bytes().to_vec()).await.map_err(|e| StartError::Admin(e.to_string()))?;
+    let created = store::insert_user(&mut conn, new.email.as_str(), new.display_name.as_str(), &hash, &[ROLE_CUSTOMER, ROLE_ADMIN])
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))?;
+    if created.is_some() {
+        tracing::info!(email = %new.email.as_str(), "created administrator account");
+    }
+    Ok(())
+}

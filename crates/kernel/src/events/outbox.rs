@@ -54,10 +54,7 @@ pub async fn enqueue<M: Name>(
         r#type: type_name.clone(),
         source: source.to_owned(),
         subject: aggregate_id.to_owned(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
-        }),
+        occurred_at: Some(crate::time::to_timestamp(now)),
         traceparent: crate::trace::current_traceparent().unwrap_or_default(),
         payload: event.encode_to_vec(),
         tracestate: String::new(),

@@ -1,0 +1,3 @@
+DROP TABLE clients;
+DROP TABLE refresh_tokens;
+DROP TABLE users;
