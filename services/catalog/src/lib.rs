@@ -5,6 +5,7 @@ pub mod api;
 pub mod cache;
 pub mod domain;
 pub mod schema;
+pub mod seed;
 pub mod store;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -17,13 +18,20 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Connects the catalog's dependencies and starts serving. Redis is a soft dependency: the
 /// catalog stays ready (reads from Postgres) while it is down.
-pub async fn start(config: ServiceConfig) -> Result<RunningService, ServeError> {
+///
+/// With `seed_demo` (`MERCATO_SEED_DEMO=true`) an empty catalog is filled with demo products.
+pub async fn start(config: ServiceConfig, seed_demo: bool) -> Result<RunningService, ServeError> {
     let host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
         .with_redis(false)?
         .with_event_relay("catalog")
         .await?;
+    if seed_demo {
+        if let Err(err) = seed::seed_demo(&host.db()?).await {
+            tracing::warn!(error = %err, "demo catalog not seeded");
+        }
+    }
     let redis = host.redis.clone().ok_or_else(|| mercato_kernel::config::ConfigError::Missing("REDIS_URL".into()))?;
     let cache = cache::ProductCache::new(redis, &host.config.redis_prefix);
     let api = api::CatalogApi::new(host.db()?, cache, host.outbox.clone());
