@@ -49,10 +49,10 @@ fn collect_protos(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::R
         let path = entry?.path();
         if path.is_dir() {
             collect_protos(root, &path, out)?;
-        } else if path.extension().is_some_and(|ext| ext == "proto") {
-            if let Ok(relative) = path.strip_prefix(root) {
-                out.push(relative.to_path_buf());
-            }
+        } else if path.extension().is_some_and(|ext| ext == "proto")
+            && let Ok(relative) = path.strip_prefix(root)
+        {
+            out.push(relative.to_path_buf());
         }
     }
     Ok(())

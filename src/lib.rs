@@ -19,4 +19,5 @@ pub use generated::{google, mercato as pb};
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every proto file (imports and source info
 /// included; custom options such as `google.api.http` preserved).
-pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mercato_descriptor.bin"));
+pub const DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mercato_descriptor.bin"));

@@ -78,7 +78,8 @@ impl Vars<'_> {
 
     /// `key` as a duration in seconds, or `default`.
     pub fn seconds_or(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
-        self.parse_or(key, default.as_secs()).map(Duration::from_secs)
+        self.parse_or(key, default.as_secs())
+            .map(Duration::from_secs)
     }
 }
 
@@ -184,13 +185,14 @@ impl ServiceConfig {
             redis_prefix: vars.get_or("MERCATO_REDIS_PREFIX", &format!("mercato:{service}:")),
             nats_url: vars.get("NATS_URL"),
             namespace: vars.get_or("MERCATO_NAMESPACE", "mercato"),
-            identity_url: vars.get("MERCATO_UPSTREAM_IDENTITY").unwrap_or_else(|| {
-                format!("http://127.0.0.1:{}", default_grpc_port("identity"))
-            }),
+            identity_url: vars
+                .get("MERCATO_UPSTREAM_IDENTITY")
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", default_grpc_port("identity"))),
             jwt_issuer: vars.get_or("MERCATO_JWT_ISSUER", crate::auth::DEFAULT_ISSUER),
             log_format,
             otlp_endpoint: vars.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
-            shutdown_grace: vars.seconds_or("MERCATO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
+            shutdown_grace: vars
+                .seconds_or("MERCATO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
             max_message_bytes: vars.parse_or("MERCATO_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)?,
         })
     }
@@ -215,7 +217,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]

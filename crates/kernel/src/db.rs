@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use diesel::sql_types::Text;
 use diesel::QueryableByName;
+use diesel::sql_types::Text;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -88,9 +88,13 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
     let name = parsed.path().trim_start_matches('/').to_owned();
     if name.is_empty()
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(DbError::InvalidUrl(format!("unsupported database name {name:?}")));
+        return Err(DbError::InvalidUrl(format!(
+            "unsupported database name {name:?}"
+        )));
     }
     let mut admin = parsed.clone();
     admin.set_path("/postgres");
@@ -118,7 +122,10 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
 /// Whether a pooled connection answers `SELECT 1`.
 pub async fn ping(pool: &DbPool) -> bool {
     match pool.get().await {
-        Ok(mut conn) => diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok(),
+        Ok(mut conn) => diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .is_ok(),
         Err(_) => false,
     }
 }

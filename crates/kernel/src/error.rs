@@ -30,7 +30,10 @@ impl FieldViolations {
     /// Records the violation of a nested check under `prefix` (e.g. `product.`).
     pub fn extend_prefixed(&mut self, prefix: &str, other: FieldViolations) {
         for v in other.0 {
-            self.0.push(FieldViolation::new(format!("{prefix}{}", v.field), v.description));
+            self.0.push(FieldViolation::new(
+                format!("{prefix}{}", v.field),
+                v.description,
+            ));
         }
     }
 
@@ -41,7 +44,11 @@ impl FieldViolations {
 
     /// `Ok` when empty, otherwise the INVALID_ARGUMENT status carrying every violation.
     pub fn into_result(self) -> Result<(), Status> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.into_status()) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_status())
+        }
     }
 
     /// The INVALID_ARGUMENT status carrying every violation.
@@ -50,7 +57,10 @@ impl FieldViolations {
             [one] => format!("invalid {}: {}", one.field, one.description),
             many => format!(
                 "invalid request: {}",
-                many.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|v| v.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         Status::with_error_details(
@@ -130,9 +140,8 @@ pub fn database(err: diesel::result::Error) -> Status {
         Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
             with_reason(Code::Aborted, "CONFLICT", "concurrent update, retry")
         }
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | Error::BrokenTransactionManager => {
-            unavailable("database", err)
-        }
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | Error::BrokenTransactionManager => unavailable("database", err),
         _ => internal(err),
     }
 }

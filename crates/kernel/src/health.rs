@@ -52,7 +52,9 @@ impl Dependency {
                 }
             }
         };
-        tokio::time::timeout(PROBE_TIMEOUT, probe).await.unwrap_or(false)
+        tokio::time::timeout(PROBE_TIMEOUT, probe)
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -95,12 +97,20 @@ impl Health {
         for check in self.checks.iter() {
             let up = check.dependency.probe().await;
             if !up {
-                tracing::warn!(dependency = check.name, critical = check.critical, "dependency down");
+                tracing::warn!(
+                    dependency = check.name,
+                    critical = check.critical,
+                    "dependency down"
+                );
                 ready &= !check.critical;
             }
             checks.push((check.name.to_owned(), up));
         }
-        let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
         reporter.set_service_status("", status).await;
         for service in services {
             reporter.set_service_status(service, status).await;

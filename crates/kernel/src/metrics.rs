@@ -84,7 +84,12 @@ where
             if let Some(code) = grpc_status(response.headers()) {
                 recorder.finish(code);
             }
-            Ok(response.map(|body| tonic::body::Body::new(MeteredBody { inner: body, recorder })))
+            Ok(response.map(|body| {
+                tonic::body::Body::new(MeteredBody {
+                    inner: body,
+                    recorder,
+                })
+            }))
         })
     }
 }

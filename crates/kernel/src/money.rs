@@ -43,12 +43,18 @@ impl Amount {
 
     /// An amount from stored parts.
     pub fn from_parts(currency: &str, units: i64, nanos: i32) -> Self {
-        Self { currency: currency.to_owned(), nanos: i128::from(units) * NANOS_PER_UNIT + i128::from(nanos) }
+        Self {
+            currency: currency.to_owned(),
+            nanos: i128::from(units) * NANOS_PER_UNIT + i128::from(nanos),
+        }
     }
 
     /// Zero in `currency`.
     pub fn zero(currency: &str) -> Self {
-        Self { currency: currency.to_owned(), nanos: 0 }
+        Self {
+            currency: currency.to_owned(),
+            nanos: 0,
+        }
     }
 
     /// The currency code.
@@ -73,17 +79,27 @@ impl Amount {
 
     /// `self × quantity`.
     pub fn times(&self, quantity: u32) -> Self {
-        Self { currency: self.currency.clone(), nanos: self.nanos * i128::from(quantity) }
+        Self {
+            currency: self.currency.clone(),
+            nanos: self.nanos * i128::from(quantity),
+        }
     }
 
     /// `self + other`, `None` on a currency mismatch.
     pub fn checked_add(&self, other: &Self) -> Option<Self> {
-        (self.currency == other.currency).then(|| Self { currency: self.currency.clone(), nanos: self.nanos + other.nanos })
+        (self.currency == other.currency).then(|| Self {
+            currency: self.currency.clone(),
+            nanos: self.nanos + other.nanos,
+        })
     }
 
     /// The proto message.
     pub fn to_proto(&self) -> Money {
-        Money { currency_code: self.currency.clone(), units: self.units(), nanos: self.nanos() }
+        Money {
+            currency_code: self.currency.clone(),
+            units: self.units(),
+            nanos: self.nanos(),
+        }
     }
 }
 
@@ -92,7 +108,11 @@ mod tests {
     use super::*;
 
     fn money(code: &str, units: i64, nanos: i32) -> Money {
-        Money { currency_code: code.into(), units, nanos }
+        Money {
+            currency_code: code.into(),
+            units,
+            nanos,
+        }
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub fn page_size(requested: i32) -> Result<i64, Status> {
     match i64::from(requested) {
         0 => Ok(DEFAULT_PAGE_SIZE),
         n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        _ => Err(invalid_argument("page_size", format!("must be between 0 and {MAX_PAGE_SIZE}"))),
+        _ => Err(invalid_argument(
+            "page_size",
+            format!("must be between 0 and {MAX_PAGE_SIZE}"),
+        )),
     }
 }
 
@@ -32,13 +35,20 @@ struct Envelope<C> {
 
 /// Encodes `cursor` for the query identified by `query_fingerprint`.
 pub fn encode<C: Serialize>(query_fingerprint: u64, cursor: &C) -> String {
-    let json = serde_json::to_vec(&Envelope { q: query_fingerprint, c: cursor }).unwrap_or_default();
+    let json = serde_json::to_vec(&Envelope {
+        q: query_fingerprint,
+        c: cursor,
+    })
+    .unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
 
 /// Decodes a token; empty means the first page. A token that is malformed or was issued for
 /// other filters is INVALID_ARGUMENT on `page_token`.
-pub fn decode<C: DeserializeOwned>(token: &str, query_fingerprint: u64) -> Result<Option<C>, Status> {
+pub fn decode<C: DeserializeOwned>(
+    token: &str,
+    query_fingerprint: u64,
+) -> Result<Option<C>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -49,7 +59,10 @@ pub fn decode<C: DeserializeOwned>(token: &str, query_fingerprint: u64) -> Resul
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let envelope: Envelope<C> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if envelope.q != query_fingerprint {
-        return Err(invalid_argument("page_token", "page token was issued for different filters"));
+        return Err(invalid_argument(
+            "page_token",
+            "page token was issued for different filters",
+        ));
     }
     Ok(Some(envelope.c))
 }

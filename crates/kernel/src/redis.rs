@@ -38,6 +38,8 @@ pub async fn ping(pool: &RedisPool) -> bool {
     let Ok(mut conn) = pool.get().await else {
         return false;
     };
-    let pong: Result<String, _> = deadpool_redis::redis::cmd("PING").query_async(&mut conn).await;
+    let pong: Result<String, _> = deadpool_redis::redis::cmd("PING")
+        .query_async(&mut conn)
+        .await;
     pong.is_ok()
 }

@@ -71,7 +71,7 @@ impl Services {
     }
 
     /// Adds a generated tonic server.
-    pub fn add<S>(mut self, service: S) -> Self
+    pub fn add_service<S>(mut self, service: S) -> Self
     where
         S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
             + NamedService
@@ -125,7 +125,10 @@ impl ServiceHost {
     }
 
     /// Connects to (creating and migrating) the service's database: a critical dependency.
-    pub async fn with_database(mut self, migrations: EmbeddedMigrations) -> Result<Self, ServeError> {
+    pub async fn with_database(
+        mut self,
+        migrations: EmbeddedMigrations,
+    ) -> Result<Self, ServeError> {
         let url = self.config.require_database_url()?.to_owned();
         let pool = crate::db::connect(&url, self.config.db_pool_size, migrations).await?;
         self.checks.push(Check {
@@ -141,7 +144,11 @@ impl ServiceHost {
     pub fn with_redis(mut self, critical: bool) -> Result<Self, ServeError> {
         let url = self.config.require_redis_url()?.to_owned();
         let pool = crate::redis::pool(&url, 32)?;
-        self.checks.push(Check { name: "redis", dependency: Dependency::Redis(pool.clone()), critical });
+        self.checks.push(Check {
+            name: "redis",
+            dependency: Dependency::Redis(pool.clone()),
+            critical,
+        });
         self.redis = Some(pool);
         Ok(self)
     }
@@ -171,7 +178,11 @@ impl ServiceHost {
             .connect(url.as_str())
             .await
             .map_err(|e| ServeError::Nats(e.to_string()))?;
-        self.checks.push(Check { name: "nats", dependency: Dependency::Nats(client.clone()), critical: false });
+        self.checks.push(Check {
+            name: "nats",
+            dependency: Dependency::Nats(client.clone()),
+            critical: false,
+        });
         Ok(client)
     }
 
@@ -183,7 +194,9 @@ impl ServiceHost {
 
     /// The database pool; a defect in the service's wiring if it was not configured.
     pub fn db(&self) -> Result<DbPool, ServeError> {
-        self.db.clone().ok_or_else(|| ConfigError::Missing("DATABASE_URL".into()).into())
+        self.db
+            .clone()
+            .ok_or_else(|| ConfigError::Missing("DATABASE_URL".into()).into())
     }
 
     /// The signal every background task of the service should stop on.
@@ -222,16 +235,25 @@ impl ServiceHost {
         let health = Health::new(self.checks);
         // First probe before accepting traffic, so readiness is true from the first request.
         health.refresh(&health_reporter, &names).await;
-        health.clone().spawn(health_reporter, names, self.signal.clone());
+        health
+            .clone()
+            .spawn(health_reporter, names, self.signal.clone());
 
-        let admin_addr = crate::admin::spawn(self.config.admin_addr, health, self.signal.clone()).await?;
+        let admin_addr =
+            crate::admin::spawn(self.config.admin_addr, health, self.signal.clone()).await?;
         let listener = TcpListener::bind(self.config.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
 
         let mut relay = None;
         if let (Some(domain), Some(db), Some(nats)) = (&self.relay_domain, &self.db, &self.nats) {
-            let handle = Relay::new(db.clone(), nats.clone(), &self.config.namespace, domain, self.outbox.clone())
-                .spawn(self.signal.clone());
+            let handle = Relay::new(
+                db.clone(),
+                nats.clone(),
+                &self.config.namespace,
+                domain,
+                self.outbox.clone(),
+            )
+            .spawn(self.signal.clone());
             relay = Some(handle);
         }
 
@@ -244,7 +266,10 @@ impl ServiceHost {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(layers)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), self.signal.clone().requested());
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                self.signal.clone().requested(),
+            );
         let task = tokio::spawn(server);
         tracing::info!(service = %self.config.service, %grpc_addr, %admin_addr, "serving");
         Ok(RunningService {

@@ -27,10 +27,10 @@ pub struct TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(err) = provider.shutdown() {
-                tracing::warn!(error = %err, "flushing traces failed");
-            }
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown()
+        {
+            tracing::warn!(error = %err, "flushing traces failed");
         }
     }
 }
@@ -74,7 +74,11 @@ pub fn init(config: &ServiceConfig) -> Result<TelemetryGuard, TelemetryError> {
             let tracer = provider.tracer(config.service.clone());
             opentelemetry::global::set_tracer_provider(provider.clone());
             guard.provider = Some(provider);
-            Some(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter()))
+            Some(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter()),
+            )
         }
         None => None,
     };

@@ -87,6 +87,11 @@ pub fn current_traceparent() -> Option<String> {
     let span = context.span();
     let sc = span.span_context();
     sc.is_valid().then(|| {
-        format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8())
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
     })
 }

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
-use mercato::pb::identity::v1::{IssueTokenRequest, PasswordGrant, RegisterRequest, issue_token_request};
+use mercato::pb::identity::v1::{
+    IssueTokenRequest, PasswordGrant, RegisterRequest, issue_token_request,
+};
 use mercato_kernel::{RunningService, ServiceConfig};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -21,7 +23,10 @@ pub const ADMIN_EMAIL: &str = "admin@mercato.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 fn server_url(var: &str, default: &str) -> String {
-    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// A unique, short, lowercase id for naming per-test resources.
@@ -39,10 +44,19 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// A fresh database name on the test server (created by the service at start-up).
     pub fn new(service: &str) -> Self {
-        let base = server_url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+        let base = server_url(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        );
         let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
-        url.set_path(&format!("/test_{}_{}", service.replace('-', "_"), unique_id()));
-        Self { url: url.to_string() }
+        url.set_path(&format!(
+            "/test_{}_{}",
+            service.replace('-', "_"),
+            unique_id()
+        ));
+        Self {
+            url: url.to_string(),
+        }
     }
 }
 
@@ -51,7 +65,10 @@ impl Drop for TestDatabase {
         let url = self.url.clone();
         // Drop is synchronous and may run inside a runtime: use a thread with its own.
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 let _ = rt.block_on(mercato_kernel::db::drop_database(&url));
             }
         })
@@ -61,15 +78,28 @@ impl Drop for TestDatabase {
 
 /// Environment for a service under test: its own database, Redis prefix and NATS namespace,
 /// ephemeral ports, quiet logs.
-pub fn service_env(service: &str, database: &TestDatabase, namespace: &str) -> HashMap<String, String> {
+pub fn service_env(
+    service: &str,
+    database: &TestDatabase,
+    namespace: &str,
+) -> HashMap<String, String> {
     let mut env = HashMap::new();
     env.insert("DATABASE_URL".into(), database.url.clone());
-    env.insert("REDIS_URL".into(), server_url("REDIS_URL", "redis://127.0.0.1:6379"));
-    env.insert("NATS_URL".into(), server_url("NATS_URL", "nats://127.0.0.1:4222"));
+    env.insert(
+        "REDIS_URL".into(),
+        server_url("REDIS_URL", "redis://127.0.0.1:6379"),
+    );
+    env.insert(
+        "NATS_URL".into(),
+        server_url("NATS_URL", "nats://127.0.0.1:4222"),
+    );
     env.insert("MERCATO_GRPC_ADDR".into(), "127.0.0.1:0".into());
     env.insert("MERCATO_ADMIN_ADDR".into(), "127.0.0.1:0".into());
     env.insert("MERCATO_NAMESPACE".into(), namespace.into());
-    env.insert("MERCATO_REDIS_PREFIX".into(), format!("{namespace}:{service}:"));
+    env.insert(
+        "MERCATO_REDIS_PREFIX".into(),
+        format!("{namespace}:{service}:"),
+    );
     env.insert("MERCATO_LOG_FORMAT".into(), "pretty".into());
     env.insert("MERCATO_DB_POOL_SIZE".into(), "8".into());
     env.insert("MERCATO_SHUTDOWN_GRACE_SECS".into(), "2".into());
@@ -113,9 +143,16 @@ impl TestIdentity {
         }
         let config = ServiceConfig::from_source("identity", &env).expect("identity config");
         let settings = identity::Settings::from_env(&env).expect("identity settings");
-        let running = identity::start(config, settings).await.expect("identity starts");
+        let running = identity::start(config, settings)
+            .await
+            .expect("identity starts");
         let addr = running.grpc_addr;
-        Self { running, addr, database, namespace }
+        Self {
+            running,
+            addr,
+            database,
+            namespace,
+        }
     }
 
     /// Starts identity with defaults.
@@ -144,7 +181,11 @@ impl TestIdentity {
         let user = self
             .client()
             .await
-            .register(RegisterRequest { email: email.clone(), password: "customer-password".into(), display_name: "Customer".into() })
+            .register(RegisterRequest {
+                email: email.clone(),
+                password: "customer-password".into(),
+                display_name: "Customer".into(),
+            })
             .await
             .expect("register customer")
             .into_inner()
@@ -158,7 +199,10 @@ impl TestIdentity {
         self.client()
             .await
             .issue_token(IssueTokenRequest {
-                grant: Some(issue_token_request::Grant::Password(PasswordGrant { email: email.into(), password: password.into() })),
+                grant: Some(issue_token_request::Grant::Password(PasswordGrant {
+                    email: email.into(),
+                    password: password.into(),
+                })),
             })
             .await
             .expect("login")
@@ -169,7 +213,11 @@ impl TestIdentity {
 
 /// A connected channel to `addr`.
 pub async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect")
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
 }
 
 /// `message` with `authorization: Bearer <token>`.

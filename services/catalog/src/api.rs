@@ -27,7 +27,11 @@ pub struct CatalogApi {
 }
 
 fn product_message(row: ProductRow) -> pb::Product {
-    let price = mercato_kernel::money::Amount::from_parts(&row.price_currency, row.price_units, row.price_nanos);
+    let price = mercato_kernel::money::Amount::from_parts(
+        &row.price_currency,
+        row.price_units,
+        row.price_nanos,
+    );
     pb::Product {
         id: row.id.to_string(),
         sku: row.sku,
@@ -42,14 +46,22 @@ fn product_message(row: ProductRow) -> pb::Product {
 }
 
 fn category_message(row: CategoryRow) -> pb::Category {
-    pb::Category { id: row.id.to_string(), name: row.name, description: row.description }
+    pb::Category {
+        id: row.id.to_string(),
+        name: row.name,
+        description: row.description,
+    }
 }
 
 /// Maps a failed product write to what the client can fix.
 fn write_status(err: WriteError, prefix: &str) -> Status {
     match err {
-        WriteError::Duplicate => error::already_exists("SKU_TAKEN", "a product with this SKU already exists"),
-        WriteError::UnknownCategory => error::invalid_argument(format!("{prefix}category_id"), "no such category"),
+        WriteError::Duplicate => {
+            error::already_exists("SKU_TAKEN", "a product with this SKU already exists")
+        }
+        WriteError::UnknownCategory => {
+            error::invalid_argument(format!("{prefix}category_id"), "no such category")
+        }
         WriteError::Db(err) => error::database(err),
     }
 }
@@ -67,12 +79,19 @@ impl CatalogApi {
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
-    async fn list_products(&self, request: Request<pb::ListProductsRequest>) -> Result<Response<pb::ListProductsResponse>, Status> {
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
         let req = request.into_inner();
         let mut v = FieldViolations::new();
-        let limit = pagination::page_size(req.page_size).map_err(|_| v.add("page_size", "must be between 0 and 100")).ok();
+        let limit = pagination::page_size(req.page_size)
+            .map_err(|_| v.add("page_size", "must be between 0 and 100"))
+            .ok();
         let category_id = domain::parse_optional_id(&mut v, "category_id", &req.category_id);
-        let query = domain::parse_query(&req.query).map_err(|_| v.add("query", "must be at most 100 characters")).ok();
+        let query = domain::parse_query(&req.query)
+            .map_err(|_| v.add("query", "must be at most 100 characters"))
+            .ok();
         let (Some(limit), Some(query)) = (limit, query) else {
             return Err(v.into_status());
         };
@@ -83,7 +102,12 @@ impl CatalogService for CatalogApi {
         // One extra row tells whether another page exists.
         let mut rows = store::list_products(
             &mut conn,
-            &ProductQuery { category_id, name_contains: &query, after, limit: limit + 1 },
+            &ProductQuery {
+                category_id,
+                name_contains: &query,
+                after,
+                limit: limit + 1,
+            },
         )
         .await
         .map_err(error::database)?;
@@ -93,23 +117,38 @@ impl CatalogService for CatalogApi {
             (true, Some(last)) => pagination::encode(fingerprint, &(last.name.clone(), last.id)),
             _ => String::new(),
         };
-        Ok(Response::new(pb::ListProductsResponse { products: rows.into_iter().map(product_message).collect(), next_page_token }))
+        Ok(Response::new(pb::ListProductsResponse {
+            products: rows.into_iter().map(product_message).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Result<Response<pb::GetProductResponse>, Status> {
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Result<Response<pb::GetProductResponse>, Status> {
         let id = domain::parse_id("id", &request.get_ref().id)?;
         let key = id.to_string();
         if let Some(product) = self.cache.get(&key).await {
-            return Ok(Response::new(pb::GetProductResponse { product: Some(product) }));
+            return Ok(Response::new(pb::GetProductResponse {
+                product: Some(product),
+            }));
         }
         let mut conn = self.conn().await?;
-        let row = store::product(&mut conn, id, false).await.map_err(error::database)?;
+        let row = store::product(&mut conn, id, false)
+            .await
+            .map_err(error::database)?;
         let product = product_message(row.ok_or_else(|| error::not_found("product", &key))?);
         self.cache.put(&product).await;
-        Ok(Response::new(pb::GetProductResponse { product: Some(product) }))
+        Ok(Response::new(pb::GetProductResponse {
+            product: Some(product),
+        }))
     }
 
-    async fn batch_get_products(&self, request: Request<pb::BatchGetProductsRequest>) -> Result<Response<pb::BatchGetProductsResponse>, Status> {
+    async fn batch_get_products(
+        &self,
+        request: Request<pb::BatchGetProductsRequest>,
+    ) -> Result<Response<pb::BatchGetProductsResponse>, Status> {
         let req = request.into_inner();
         let mut v = FieldViolations::new();
         if req.ids.is_empty() || req.ids.len() > MAX_BATCH {
@@ -124,28 +163,45 @@ impl CatalogService for CatalogApi {
         }
         v.into_result()?;
         let mut conn = self.conn().await?;
-        let rows = store::products_by_ids(&mut conn, &ids).await.map_err(error::database)?;
-        let mut by_id: std::collections::HashMap<Uuid, ProductRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        let rows = store::products_by_ids(&mut conn, &ids)
+            .await
+            .map_err(error::database)?;
+        let mut by_id: std::collections::HashMap<Uuid, ProductRow> =
+            rows.into_iter().map(|r| (r.id, r)).collect();
         let mut products = Vec::with_capacity(ids.len());
         let mut missing_ids = Vec::new();
         for (id, raw) in ids.iter().zip(&req.ids) {
             match by_id.remove(id) {
                 Some(row) => products.push(product_message(row)),
-                None if !products.iter().any(|p: &pb::Product| &p.id == raw) => missing_ids.push(raw.clone()),
+                None if !products.iter().any(|p: &pb::Product| &p.id == raw) => {
+                    missing_ids.push(raw.clone())
+                }
                 None => {}
             }
         }
-        Ok(Response::new(pb::BatchGetProductsResponse { products, missing_ids }))
+        Ok(Response::new(pb::BatchGetProductsResponse {
+            products,
+            missing_ids,
+        }))
     }
 
-    async fn create_product(&self, request: Request<pb::CreateProductRequest>) -> Result<Response<pb::CreateProductResponse>, Status> {
-        let product = request.into_inner().product.ok_or_else(|| error::invalid_argument("product", "is required"))?;
-        let fields = ProductFields::parse(&product, "product.").map_err(FieldViolations::into_status)?;
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> Result<Response<pb::CreateProductResponse>, Status> {
+        let product = request
+            .into_inner()
+            .product
+            .ok_or_else(|| error::invalid_argument("product", "is required"))?;
+        let fields =
+            ProductFields::parse(&product, "product.").map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let row = conn
             .transaction::<_, WriteError, _>(async |conn| {
                 let row = store::insert_product(conn, &fields).await?;
-                let event = pb::ProductCreated { product: Some(product_message(row.clone())) };
+                let event = pb::ProductCreated {
+                    product: Some(product_message(row.clone())),
+                };
                 outbox::enqueue(conn, "catalog", &row.id.to_string(), &event).await?;
                 Ok(row)
             })
@@ -153,18 +209,27 @@ impl CatalogService for CatalogApi {
             .map_err(|e| write_status(e, "product."))?;
         self.outbox.notify();
         tracing::info!(product_id = %row.id, sku = %row.sku, "product created");
-        Ok(Response::new(pb::CreateProductResponse { product: Some(product_message(row)) }))
+        Ok(Response::new(pb::CreateProductResponse {
+            product: Some(product_message(row)),
+        }))
     }
 
-    async fn update_product(&self, request: Request<pb::UpdateProductRequest>) -> Result<Response<pb::UpdateProductResponse>, Status> {
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::UpdateProductResponse>, Status> {
         let req = request.into_inner();
-        let patch = req.product.ok_or_else(|| error::invalid_argument("product", "is required"))?;
+        let patch = req
+            .product
+            .ok_or_else(|| error::invalid_argument("product", "is required"))?;
         let id = domain::parse_id("product.id", &patch.id)?;
         let mask = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut conn = self.conn().await?;
         let outcome = conn
             .transaction::<_, UpdateError, _>(async |conn| {
-                let current = store::product(conn, id, true).await?.ok_or(UpdateError::NotFound)?;
+                let current = store::product(conn, id, true)
+                    .await?
+                    .ok_or(UpdateError::NotFound)?;
                 let before = current.fields();
                 let after = before.apply(&patch, &mask).map_err(UpdateError::Invalid)?;
                 let changed = after.changed_fields(&before);
@@ -173,7 +238,10 @@ impl CatalogService for CatalogApi {
                 }
                 let row = store::update_product(conn, id, &after).await?;
                 let aggregate = id.to_string();
-                let event = pb::ProductUpdated { product: Some(product_message(row.clone())), changed_fields: changed.clone() };
+                let event = pb::ProductUpdated {
+                    product: Some(product_message(row.clone())),
+                    changed_fields: changed.clone(),
+                };
                 outbox::enqueue(conn, "catalog", &aggregate, &event).await?;
                 if changed.iter().any(|f| f == "price") {
                     let event = pb::PriceChanged {
@@ -194,10 +262,15 @@ impl CatalogService for CatalogApi {
         };
         self.cache.invalidate(&row.id.to_string()).await;
         self.outbox.notify();
-        Ok(Response::new(pb::UpdateProductResponse { product: Some(product_message(row)) }))
+        Ok(Response::new(pb::UpdateProductResponse {
+            product: Some(product_message(row)),
+        }))
     }
 
-    async fn delete_product(&self, request: Request<pb::DeleteProductRequest>) -> Result<Response<()>, Status> {
+    async fn delete_product(
+        &self,
+        request: Request<pb::DeleteProductRequest>,
+    ) -> Result<Response<()>, Status> {
         let raw = request.into_inner().id;
         let id = domain::parse_id("id", &raw)?;
         let mut conn = self.conn().await?;
@@ -206,7 +279,15 @@ impl CatalogService for CatalogApi {
                 if !store::delete_product(conn, id).await? {
                     return Ok(false);
                 }
-                outbox::enqueue(conn, "catalog", &raw, &pb::ProductDeleted { product_id: raw.clone() }).await?;
+                outbox::enqueue(
+                    conn,
+                    "catalog",
+                    &raw,
+                    &pb::ProductDeleted {
+                        product_id: raw.clone(),
+                    },
+                )
+                .await?;
                 Ok(true)
             })
             .await
@@ -219,21 +300,41 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(()))
     }
 
-    async fn list_categories(&self, _request: Request<pb::ListCategoriesRequest>) -> Result<Response<pb::ListCategoriesResponse>, Status> {
+    async fn list_categories(
+        &self,
+        _request: Request<pb::ListCategoriesRequest>,
+    ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
         let mut conn = self.conn().await?;
-        let rows = store::list_categories(&mut conn).await.map_err(error::database)?;
-        Ok(Response::new(pb::ListCategoriesResponse { categories: rows.into_iter().map(category_message).collect() }))
+        let rows = store::list_categories(&mut conn)
+            .await
+            .map_err(error::database)?;
+        Ok(Response::new(pb::ListCategoriesResponse {
+            categories: rows.into_iter().map(category_message).collect(),
+        }))
     }
 
-    async fn create_category(&self, request: Request<pb::CreateCategoryRequest>) -> Result<Response<pb::CreateCategoryResponse>, Status> {
-        let category = request.into_inner().category.ok_or_else(|| error::invalid_argument("category", "is required"))?;
+    async fn create_category(
+        &self,
+        request: Request<pb::CreateCategoryRequest>,
+    ) -> Result<Response<pb::CreateCategoryResponse>, Status> {
+        let category = request
+            .into_inner()
+            .category
+            .ok_or_else(|| error::invalid_argument("category", "is required"))?;
         let fields = CategoryFields::parse(&category).map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
-        let row = store::insert_category(&mut conn, &fields).await.map_err(|e| match e {
-            WriteError::Duplicate => error::already_exists("CATEGORY_EXISTS", "a category with this name already exists"),
-            other => write_status(other, "category."),
-        })?;
-        Ok(Response::new(pb::CreateCategoryResponse { category: Some(category_message(row)) }))
+        let row = store::insert_category(&mut conn, &fields)
+            .await
+            .map_err(|e| match e {
+                WriteError::Duplicate => error::already_exists(
+                    "CATEGORY_EXISTS",
+                    "a category with this name already exists",
+                ),
+                other => write_status(other, "category."),
+            })?;
+        Ok(Response::new(pb::CreateCategoryResponse {
+            category: Some(category_message(row)),
+        }))
     }
 }
 

@@ -22,7 +22,10 @@ pub struct ProductCache {
 impl ProductCache {
     /// A cache writing keys under `prefix`.
     pub fn new(pool: RedisPool, prefix: &str) -> Self {
-        Self { pool, prefix: prefix.to_owned() }
+        Self {
+            pool,
+            prefix: prefix.to_owned(),
+        }
     }
 
     fn key(&self, id: &str) -> String {
@@ -30,7 +33,8 @@ impl ProductCache {
     }
 
     fn failed(op: &'static str, err: impl std::fmt::Display) {
-        metrics::counter!("mercato_cache_errors_total", "cache" => "product", "op" => op).increment(1);
+        metrics::counter!("mercato_cache_errors_total", "cache" => "product", "op" => op)
+            .increment(1);
         tracing::debug!(op, error = %err, "product cache unavailable");
     }
 
@@ -44,7 +48,8 @@ impl ProductCache {
         match tokio::time::timeout(FAST_FAIL, fetch).await {
             Ok(Ok(Some(bytes))) => match Product::decode(bytes.as_slice()) {
                 Ok(product) => {
-                    metrics::counter!("mercato_cache_hits_total", "cache" => "product").increment(1);
+                    metrics::counter!("mercato_cache_hits_total", "cache" => "product")
+                        .increment(1);
                     Some(product)
                 }
                 Err(err) => {
@@ -71,9 +76,13 @@ impl ProductCache {
     pub async fn put(&self, product: &Product) {
         let store = async {
             let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            conn.set_ex::<_, _, ()>(self.key(&product.id), product.encode_to_vec(), TTL.as_secs())
-                .await
-                .map_err(|e| e.to_string())
+            conn.set_ex::<_, _, ()>(
+                self.key(&product.id),
+                product.encode_to_vec(),
+                TTL.as_secs(),
+            )
+            .await
+            .map_err(|e| e.to_string())
         };
         match tokio::time::timeout(FAST_FAIL, store).await {
             Ok(Ok(())) => {}
@@ -86,7 +95,9 @@ impl ProductCache {
     pub async fn invalidate(&self, id: &str) {
         let delete = async {
             let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            conn.del::<_, ()>(self.key(id)).await.map_err(|e| e.to_string())
+            conn.del::<_, ()>(self.key(id))
+                .await
+                .map_err(|e| e.to_string())
         };
         match tokio::time::timeout(FAST_FAIL, delete).await {
             Ok(Ok(())) => {}

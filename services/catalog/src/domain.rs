@@ -24,10 +24,22 @@ pub struct ProductFields {
 }
 
 /// Field paths `UpdateProduct` accepts in its mask.
-pub const MUTABLE_FIELDS: [&str; 6] = ["sku", "name", "description", "category_id", "price", "image_url"];
+pub const MUTABLE_FIELDS: [&str; 6] = [
+    "sku",
+    "name",
+    "description",
+    "category_id",
+    "price",
+    "image_url",
+];
 
 fn check_sku(v: &mut FieldViolations, field: &str, sku: &str) {
-    if sku.is_empty() || sku.len() > 64 || !sku.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+    if sku.is_empty()
+        || sku.len() > 64
+        || !sku
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
         v.add(field, "must be 1 to 64 of A-Z, 0-9, '-' and '_'");
     }
 }
@@ -40,7 +52,10 @@ fn check_text(v: &mut FieldViolations, field: &str, text: &str, min: usize, max:
         } else {
             v.add(field, format!("must be at most {max} characters"));
         }
-    } else if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    } else if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         v.add(field, "must not contain control characters");
     }
 }
@@ -51,7 +66,10 @@ fn check_url(v: &mut FieldViolations, field: &str, url: &str) {
     }
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
     if !scheme_ok || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-        v.add(field, "must be an absolute http(s) URL of at most 2048 characters");
+        v.add(
+            field,
+            "must be an absolute http(s) URL of at most 2048 characters",
+        );
     }
 }
 
@@ -72,9 +90,13 @@ pub fn parse_optional_id(v: &mut FieldViolations, field: &str, raw: &str) -> Opt
 /// Parses a required id.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, tonic::Status> {
     if raw.is_empty() {
-        return Err(mercato_kernel::error::invalid_argument(field, "is required"));
+        return Err(mercato_kernel::error::invalid_argument(
+            field,
+            "is required",
+        ));
     }
-    Uuid::parse_str(raw).map_err(|_| mercato_kernel::error::invalid_argument(field, "must be a UUID"))
+    Uuid::parse_str(raw)
+        .map_err(|_| mercato_kernel::error::invalid_argument(field, "must be a UUID"))
 }
 
 impl ProductFields {
@@ -86,14 +108,26 @@ impl ProductFields {
         check_sku(&mut v, &format!("{prefix}sku"), &sku);
         let name = product.name.trim().to_owned();
         check_text(&mut v, &format!("{prefix}name"), &name, 1, 200);
-        check_text(&mut v, &format!("{prefix}description"), &product.description, 0, 5000);
-        let category_id = parse_optional_id(&mut v, &format!("{prefix}category_id"), &product.category_id);
+        check_text(
+            &mut v,
+            &format!("{prefix}description"),
+            &product.description,
+            0,
+            5000,
+        );
+        let category_id = parse_optional_id(
+            &mut v,
+            &format!("{prefix}category_id"),
+            &product.category_id,
+        );
         let price = match &product.price {
             None => {
                 v.add(format!("{prefix}price"), "is required");
                 None
             }
-            Some(money) => Amount::parse_positive(money).map_err(|e| v.add(format!("{prefix}price"), e)).ok(),
+            Some(money) => Amount::parse_positive(money)
+                .map_err(|e| v.add(format!("{prefix}price"), e))
+                .ok(),
         };
         check_url(&mut v, &format!("{prefix}image_url"), &product.image_url);
         match price {
@@ -115,7 +149,13 @@ impl ProductFields {
         let mut v = FieldViolations::new();
         for path in mask {
             if !MUTABLE_FIELDS.contains(&path.as_str()) {
-                v.add("update_mask", format!("unknown or immutable field {path:?}; mutable: {}", MUTABLE_FIELDS.join(", ")));
+                v.add(
+                    "update_mask",
+                    format!(
+                        "unknown or immutable field {path:?}; mutable: {}",
+                        MUTABLE_FIELDS.join(", ")
+                    ),
+                );
             }
         }
         if !v.is_empty() {
@@ -125,16 +165,36 @@ impl ProductFields {
         let takes = |field: &str| all || mask.iter().any(|p| p == field);
         let merged = pb::Product {
             id: String::new(),
-            sku: if takes("sku") { patch.sku.clone() } else { self.sku.clone() },
-            name: if takes("name") { patch.name.clone() } else { self.name.clone() },
-            description: if takes("description") { patch.description.clone() } else { self.description.clone() },
+            sku: if takes("sku") {
+                patch.sku.clone()
+            } else {
+                self.sku.clone()
+            },
+            name: if takes("name") {
+                patch.name.clone()
+            } else {
+                self.name.clone()
+            },
+            description: if takes("description") {
+                patch.description.clone()
+            } else {
+                self.description.clone()
+            },
             category_id: if takes("category_id") {
                 patch.category_id.clone()
             } else {
                 self.category_id.map(|c| c.to_string()).unwrap_or_default()
             },
-            price: if takes("price") { patch.price.clone() } else { Some(self.price.to_proto()) },
-            image_url: if takes("image_url") { patch.image_url.clone() } else { self.image_url.clone() },
+            price: if takes("price") {
+                patch.price.clone()
+            } else {
+                Some(self.price.to_proto())
+            },
+            image_url: if takes("image_url") {
+                patch.image_url.clone()
+            } else {
+                self.image_url.clone()
+            },
             create_time: None,
             update_time: None,
         };
@@ -174,8 +234,21 @@ impl CategoryFields {
         let mut v = FieldViolations::new();
         let name = category.name.trim().to_owned();
         check_text(&mut v, "category.name", &name, 1, 100);
-        check_text(&mut v, "category.description", &category.description, 0, 1000);
-        if v.is_empty() { Ok(Self { name, description: category.description.clone() }) } else { Err(v) }
+        check_text(
+            &mut v,
+            "category.description",
+            &category.description,
+            0,
+            1000,
+        );
+        if v.is_empty() {
+            Ok(Self {
+                name,
+                description: category.description.clone(),
+            })
+        } else {
+            Err(v)
+        }
     }
 }
 
@@ -183,7 +256,10 @@ impl CategoryFields {
 pub fn parse_query(raw: &str) -> Result<String, tonic::Status> {
     let query = raw.trim();
     if query.chars().count() > 100 {
-        return Err(mercato_kernel::error::invalid_argument("query", "must be at most 100 characters"));
+        return Err(mercato_kernel::error::invalid_argument(
+            "query",
+            "must be at most 100 characters",
+        ));
     }
     Ok(query.to_owned())
 }
@@ -197,7 +273,11 @@ mod tests {
         pb::Product {
             sku: "MUG-001".into(),
             name: "Mug".into(),
-            price: Some(Money { currency_code: "EUR".into(), units: 9, nanos: 900_000_000 }),
+            price: Some(Money {
+                currency_code: "EUR".into(),
+                units: 9,
+                nanos: 900_000_000,
+            }),
             ..Default::default()
         }
     }
@@ -214,13 +294,30 @@ mod tests {
         let mut p = product();
         p.sku = "mug 1".into();
         p.name = String::new();
-        p.price = Some(Money { currency_code: "EUR".into(), units: -1, nanos: 0 });
+        p.price = Some(Money {
+            currency_code: "EUR".into(),
+            units: -1,
+            nanos: 0,
+        });
         p.category_id = "nope".into();
         p.image_url = "ftp://x".into();
         p.description = "x".repeat(5001);
-        let status = ProductFields::parse(&p, "product.").unwrap_err().into_status();
-        for field in ["product.sku", "product.name", "product.price", "product.category_id", "product.image_url", "product.description"] {
-            assert!(status.message().contains(field), "{field} missing in {}", status.message());
+        let status = ProductFields::parse(&p, "product.")
+            .unwrap_err()
+            .into_status();
+        for field in [
+            "product.sku",
+            "product.name",
+            "product.price",
+            "product.category_id",
+            "product.image_url",
+            "product.description",
+        ] {
+            assert!(
+                status.message().contains(field),
+                "{field} missing in {}",
+                status.message()
+            );
         }
     }
 
@@ -234,7 +331,10 @@ mod tests {
     #[test]
     fn updates_touch_only_masked_fields() {
         let current = ProductFields::parse(&product(), "product.").unwrap();
-        let patch = pb::Product { name: "Big mug".into(), ..Default::default() };
+        let patch = pb::Product {
+            name: "Big mug".into(),
+            ..Default::default()
+        };
         let updated = current.apply(&patch, &["name".into()]).unwrap();
         assert_eq!(updated.name, "Big mug");
         assert_eq!(updated.sku, "MUG-001");
@@ -244,13 +344,19 @@ mod tests {
     #[test]
     fn an_unknown_mask_path_is_rejected() {
         let current = ProductFields::parse(&product(), "product.").unwrap();
-        let err = current.apply(&product(), &["id".into()]).unwrap_err().into_status();
+        let err = current
+            .apply(&product(), &["id".into()])
+            .unwrap_err()
+            .into_status();
         assert!(err.message().contains("update_mask"));
     }
 
     #[test]
     fn an_empty_mask_replaces_everything_and_validates() {
         let current = ProductFields::parse(&product(), "product.").unwrap();
-        assert!(current.apply(&pb::Product::default(), &[]).is_err(), "an empty product is not a valid replacement");
+        assert!(
+            current.apply(&pb::Product::default(), &[]).is_err(),
+            "an empty product is not a valid replacement"
+        );
     }
 }

@@ -27,16 +27,20 @@ pub async fn start(config: ServiceConfig, seed_demo: bool) -> Result<RunningServ
         .with_redis(false)?
         .with_event_relay("catalog")
         .await?;
-    if seed_demo {
-        if let Err(err) = seed::seed_demo(&host.db()?).await {
-            tracing::warn!(error = %err, "demo catalog not seeded");
-        }
+    if seed_demo && let Err(err) = seed::seed_demo(&host.db()?).await {
+        tracing::warn!(error = %err, "demo catalog not seeded");
     }
-    let redis = host.redis.clone().ok_or_else(|| mercato_kernel::config::ConfigError::Missing("REDIS_URL".into()))?;
+    let redis = host
+        .redis
+        .clone()
+        .ok_or_else(|| mercato_kernel::config::ConfigError::Missing("REDIS_URL".into()))?;
     let cache = cache::ProductCache::new(redis, &host.config.redis_prefix);
     let api = api::CatalogApi::new(host.db()?, cache, host.outbox.clone());
     let max = host.config.max_message_bytes;
-    let services = Services::new()
-        .add(CatalogServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max));
+    let services = Services::new().add_service(
+        CatalogServiceServer::new(api)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    );
     host.serve(services).await
 }

@@ -8,6 +8,9 @@ async fn main() -> anyhow::Result<()> {
     let config = ServiceConfig::from_env("catalog")?;
     let _telemetry = telemetry::init(&config)?;
     let seed_demo = Vars(&ProcessEnv).parse_or("MERCATO_SEED_DEMO", false)?;
-    catalog::start(config, seed_demo).await?.run_until_signalled().await?;
+    catalog::start(config, seed_demo)
+        .await?
+        .run_until_signalled()
+        .await?;
     Ok(())
 }

@@ -33,7 +33,11 @@ impl ProductRow {
             name: self.name.clone(),
             description: self.description.clone(),
             category_id: self.category_id,
-            price: mercato_kernel::money::Amount::from_parts(&self.price_currency, self.price_units, self.price_nanos),
+            price: mercato_kernel::money::Amount::from_parts(
+                &self.price_currency,
+                self.price_units,
+                self.price_nanos,
+            ),
             image_url: self.image_url.clone(),
         }
     }
@@ -67,13 +71,18 @@ fn classify(err: diesel::result::Error) -> WriteError {
     use diesel::result::{DatabaseErrorKind, Error};
     match err {
         Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => WriteError::Duplicate,
-        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => WriteError::UnknownCategory,
+        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            WriteError::UnknownCategory
+        }
         other => WriteError::Db(other),
     }
 }
 
 /// Inserts a product.
-pub async fn insert_product(conn: &mut AsyncPgConnection, fields: &ProductFields) -> Result<ProductRow, WriteError> {
+pub async fn insert_product(
+    conn: &mut AsyncPgConnection,
+    fields: &ProductFields,
+) -> Result<ProductRow, WriteError> {
     diesel::insert_into(products::table)
         .values((
             products::id.eq(Uuid::now_v7()),
@@ -93,13 +102,25 @@ pub async fn insert_product(conn: &mut AsyncPgConnection, fields: &ProductFields
 }
 
 /// The product with `id`, locked for update when `lock`.
-pub async fn product(conn: &mut AsyncPgConnection, id: Uuid, lock: bool) -> QueryResult<Option<ProductRow>> {
+pub async fn product(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    lock: bool,
+) -> QueryResult<Option<ProductRow>> {
     let query = products::table.find(id).select(ProductRow::as_select());
-    if lock { query.for_update().first(conn).await.optional() } else { query.first(conn).await.optional() }
+    if lock {
+        query.for_update().first(conn).await.optional()
+    } else {
+        query.first(conn).await.optional()
+    }
 }
 
 /// Replaces a product's settable fields.
-pub async fn update_product(conn: &mut AsyncPgConnection, id: Uuid, fields: &ProductFields) -> Result<ProductRow, WriteError> {
+pub async fn update_product(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    fields: &ProductFields,
+) -> Result<ProductRow, WriteError> {
     diesel::update(products::table.find(id))
         .set((
             products::sku.eq(&fields.sku),
@@ -120,12 +141,22 @@ pub async fn update_product(conn: &mut AsyncPgConnection, id: Uuid, fields: &Pro
 
 /// Deletes a product; false when there was none.
 pub async fn delete_product(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
-    diesel::delete(products::table.find(id)).execute(conn).await.map(|n| n > 0)
+    diesel::delete(products::table.find(id))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
 }
 
 /// Products by id, in no particular order.
-pub async fn products_by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<ProductRow>> {
-    products::table.filter(products::id.eq_any(ids)).select(ProductRow::as_select()).load(conn).await
+pub async fn products_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<ProductRow>> {
+    products::table
+        .filter(products::id.eq_any(ids))
+        .select(ProductRow::as_select())
+        .load(conn)
+        .await
 }
 
 /// Filters and position of a product listing.
@@ -156,7 +187,10 @@ fn like_pattern(text: &str) -> String {
 }
 
 /// One page of products ordered by (name, id).
-pub async fn list_products(conn: &mut AsyncPgConnection, q: &ProductQuery<'_>) -> QueryResult<Vec<ProductRow>> {
+pub async fn list_products(
+    conn: &mut AsyncPgConnection,
+    q: &ProductQuery<'_>,
+) -> QueryResult<Vec<ProductRow>> {
     let mut query = products::table.select(ProductRow::as_select()).into_boxed();
     if let Some(category) = q.category_id {
         query = query.filter(products::category_id.eq(category));
@@ -165,13 +199,24 @@ pub async fn list_products(conn: &mut AsyncPgConnection, q: &ProductQuery<'_>) -
         query = query.filter(products::name.ilike(like_pattern(q.name_contains)));
     }
     if let Some((name, id)) = &q.after {
-        query = query.filter(products::name.gt(name.clone()).or(products::name.eq(name.clone()).and(products::id.gt(*id))));
+        query = query.filter(
+            products::name
+                .gt(name.clone())
+                .or(products::name.eq(name.clone()).and(products::id.gt(*id))),
+        );
     }
-    query.order((products::name.asc(), products::id.asc())).limit(q.limit).load(conn).await
+    query
+        .order((products::name.asc(), products::id.asc()))
+        .limit(q.limit)
+        .load(conn)
+        .await
 }
 
 /// Inserts a category.
-pub async fn insert_category(conn: &mut AsyncPgConnection, fields: &CategoryFields) -> Result<CategoryRow, WriteError> {
+pub async fn insert_category(
+    conn: &mut AsyncPgConnection,
+    fields: &CategoryFields,
+) -> Result<CategoryRow, WriteError> {
     diesel::insert_into(categories::table)
         .values((
             categories::id.eq(Uuid::now_v7()),
@@ -186,7 +231,11 @@ pub async fn insert_category(conn: &mut AsyncPgConnection, fields: &CategoryFiel
 
 /// Every category by name.
 pub async fn list_categories(conn: &mut AsyncPgConnection) -> QueryResult<Vec<CategoryRow>> {
-    categories::table.select(CategoryRow::as_select()).order(categories::name.asc()).load(conn).await
+    categories::table
+        .select(CategoryRow::as_select())
+        .order(categories::name.asc())
+        .load(conn)
+        .await
 }
 
 #[cfg(test)]

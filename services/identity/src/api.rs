@@ -30,14 +30,23 @@ pub struct IdentityApi {
 impl IdentityApi {
     /// A service over `db` signing with the keys in `settings`.
     pub fn new(db: DbPool, settings: Arc<Settings>, outbox: OutboxNotifier) -> Self {
-        Self { db, settings, outbox }
+        Self {
+            db,
+            settings,
+            outbox,
+        }
     }
 
     async fn conn(&self) -> Result<mercato_kernel::db::DbConn, Status> {
         self.db.get().await.map_err(error::pool)
     }
 
-    fn access_token(&self, subject: &str, kind: PrincipalKind, roles: &[String]) -> Result<String, Status> {
+    fn access_token(
+        &self,
+        subject: &str,
+        kind: PrincipalKind,
+        roles: &[String],
+    ) -> Result<String, Status> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             iss: self.settings.issuer.clone(),
@@ -52,7 +61,12 @@ impl IdentityApi {
         self.settings.keys.sign(&claims).map_err(error::internal)
     }
 
-    fn token_response(&self, access_token: String, refresh_token: String, roles: Vec<String>) -> pb::IssueTokenResponse {
+    fn token_response(
+        &self,
+        access_token: String,
+        refresh_token: String,
+        roles: Vec<String>,
+    ) -> pb::IssueTokenResponse {
         pb::IssueTokenResponse {
             access_token,
             token_type: "Bearer".into(),
@@ -70,12 +84,23 @@ impl IdentityApi {
         user_id: Uuid,
     ) -> Result<String, diesel::result::Error> {
         let token = tokens::random_secret();
-        let ttl = chrono::Duration::from_std(self.settings.refresh_ttl).unwrap_or(chrono::Duration::days(30));
-        store::insert_refresh_token(conn, family_id, user_id, &tokens::secret_hash(&token), Utc::now() + ttl).await?;
+        let ttl = chrono::Duration::from_std(self.settings.refresh_ttl)
+            .unwrap_or(chrono::Duration::days(30));
+        store::insert_refresh_token(
+            conn,
+            family_id,
+            user_id,
+            &tokens::secret_hash(&token),
+            Utc::now() + ttl,
+        )
+        .await?;
         Ok(token)
     }
 
-    async fn password_grant(&self, grant: pb::PasswordGrant) -> Result<pb::IssueTokenResponse, Status> {
+    async fn password_grant(
+        &self,
+        grant: pb::PasswordGrant,
+    ) -> Result<pb::IssueTokenResponse, Status> {
         let mut violations = FieldViolations::new();
         if grant.email.trim().is_empty() {
             violations.add("password.email", "is required");
@@ -88,20 +113,36 @@ impl IdentityApi {
         }
         violations.into_result()?;
         let mut conn = self.conn().await?;
-        let user = store::user_by_email(&mut conn, grant.email.trim()).await.map_err(error::database)?;
+        let user = store::user_by_email(&mut conn, grant.email.trim())
+            .await
+            .map_err(error::database)?;
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         if !tokens::verify_password(grant.password.into_bytes(), hash).await {
-            return Err(error::unauthenticated("INVALID_CREDENTIALS", "invalid e-mail or password"));
+            return Err(error::unauthenticated(
+                "INVALID_CREDENTIALS",
+                "invalid e-mail or password",
+            ));
         }
-        let user = user.ok_or_else(|| error::unauthenticated("INVALID_CREDENTIALS", "invalid e-mail or password"))?;
-        let refresh = self.new_refresh_token(&mut conn, Uuid::now_v7(), user.id).await.map_err(error::database)?;
+        let user = user.ok_or_else(|| {
+            error::unauthenticated("INVALID_CREDENTIALS", "invalid e-mail or password")
+        })?;
+        let refresh = self
+            .new_refresh_token(&mut conn, Uuid::now_v7(), user.id)
+            .await
+            .map_err(error::database)?;
         let access = self.access_token(&user.id.to_string(), PrincipalKind::User, &user.roles)?;
         Ok(self.token_response(access, refresh, user.roles))
     }
 
-    async fn refresh_grant(&self, grant: pb::RefreshTokenGrant) -> Result<pb::IssueTokenResponse, Status> {
+    async fn refresh_grant(
+        &self,
+        grant: pb::RefreshTokenGrant,
+    ) -> Result<pb::IssueTokenResponse, Status> {
         if grant.refresh_token.is_empty() || grant.refresh_token.len() > 256 {
-            return Err(error::invalid_argument("refresh_token.refresh_token", "is required and at most 256 characters"));
+            return Err(error::invalid_argument(
+                "refresh_token.refresh_token",
+                "is required and at most 256 characters",
+            ));
         }
         let hash = tokens::secret_hash(&grant.refresh_token);
         let mut conn = self.conn().await?;
@@ -126,27 +167,45 @@ impl IdentityApi {
                     return Ok(Rotation::Unknown);
                 };
                 store::mark_used(conn, row.id).await?;
-                let token = this.new_refresh_token(conn, row.family_id, row.user_id).await?;
+                let token = this
+                    .new_refresh_token(conn, row.family_id, row.user_id)
+                    .await?;
                 Ok(Rotation::Rotated(user, token))
             })
             .await
             .map_err(error::database)?;
         match outcome {
             Rotation::Rotated(user, refresh) => {
-                let access = self.access_token(&user.id.to_string(), PrincipalKind::User, &user.roles)?;
+                let access =
+                    self.access_token(&user.id.to_string(), PrincipalKind::User, &user.roles)?;
                 Ok(self.token_response(access, refresh, user.roles))
             }
             Rotation::Reused => {
                 tracing::warn!("refresh token reuse detected; token family revoked");
-                Err(error::unauthenticated("REFRESH_TOKEN_REUSED", "refresh token was already used; the session is revoked"))
+                Err(error::unauthenticated(
+                    "REFRESH_TOKEN_REUSED",
+                    "refresh token was already used; the session is revoked",
+                ))
             }
-            Rotation::Revoked => Err(error::unauthenticated("REFRESH_TOKEN_REVOKED", "refresh token was revoked")),
-            Rotation::Expired => Err(error::unauthenticated("REFRESH_TOKEN_EXPIRED", "refresh token expired")),
-            Rotation::Unknown => Err(error::unauthenticated("INVALID_REFRESH_TOKEN", "unknown refresh token")),
+            Rotation::Revoked => Err(error::unauthenticated(
+                "REFRESH_TOKEN_REVOKED",
+                "refresh token was revoked",
+            )),
+            Rotation::Expired => Err(error::unauthenticated(
+                "REFRESH_TOKEN_EXPIRED",
+                "refresh token expired",
+            )),
+            Rotation::Unknown => Err(error::unauthenticated(
+                "INVALID_REFRESH_TOKEN",
+                "unknown refresh token",
+            )),
         }
     }
 
-    async fn client_credentials_grant(&self, grant: pb::ClientCredentialsGrant) -> Result<pb::IssueTokenResponse, Status> {
+    async fn client_credentials_grant(
+        &self,
+        grant: pb::ClientCredentialsGrant,
+    ) -> Result<pb::IssueTokenResponse, Status> {
         let invalid = || error::unauthenticated("INVALID_CLIENT", "invalid client credentials");
         let mut violations = FieldViolations::new();
         if grant.client_id.is_empty() {
@@ -160,11 +219,21 @@ impl IdentityApi {
             return Err(invalid());
         };
         let mut conn = self.conn().await?;
-        let client = store::client_by_id(&mut conn, id).await.map_err(error::database)?.ok_or_else(invalid)?;
-        if !tokens::hashes_match(&client.secret_hash, &tokens::secret_hash(&grant.client_secret)) {
+        let client = store::client_by_id(&mut conn, id)
+            .await
+            .map_err(error::database)?
+            .ok_or_else(invalid)?;
+        if !tokens::hashes_match(
+            &client.secret_hash,
+            &tokens::secret_hash(&grant.client_secret),
+        ) {
             return Err(invalid());
         }
-        let access = self.access_token(&client.id.to_string(), PrincipalKind::Service, &client.roles)?;
+        let access = self.access_token(
+            &client.id.to_string(),
+            PrincipalKind::Service,
+            &client.roles,
+        )?;
         Ok(self.token_response(access, String::new(), client.roles))
     }
 }
@@ -204,15 +273,27 @@ fn parse_user_id(field: &str, raw: &str) -> Result<Uuid, Status> {
 
 #[tonic::async_trait]
 impl IdentityService for IdentityApi {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
         let req = request.into_inner();
-        let new = NewUser::parse(&req.email, &req.password, &req.display_name).map_err(FieldViolations::into_status)?;
-        let hash = tokens::hash_password(new.password.as_bytes().to_vec()).await.map_err(error::internal)?;
+        let new = NewUser::parse(&req.email, &req.password, &req.display_name)
+            .map_err(FieldViolations::into_status)?;
+        let hash = tokens::hash_password(new.password.as_bytes().to_vec())
+            .await
+            .map_err(error::internal)?;
         let mut conn = self.conn().await?;
         let user = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
-                let Some(user) =
-                    store::insert_user(conn, new.email.as_str(), new.display_name.as_str(), &hash, &[ROLE_CUSTOMER]).await?
+                let Some(user) = store::insert_user(
+                    conn,
+                    new.email.as_str(),
+                    new.display_name.as_str(),
+                    &hash,
+                    &[ROLE_CUSTOMER],
+                )
+                .await?
                 else {
                     return Ok(None);
                 };
@@ -227,13 +308,20 @@ impl IdentityService for IdentityApi {
             })
             .await
             .map_err(error::database)?;
-        let user = user.ok_or_else(|| error::already_exists("EMAIL_TAKEN", "an account with this e-mail already exists"))?;
+        let user = user.ok_or_else(|| {
+            error::already_exists("EMAIL_TAKEN", "an account with this e-mail already exists")
+        })?;
         self.outbox.notify();
         tracing::info!(user_id = %user.id, "user registered");
-        Ok(Response::new(pb::RegisterResponse { user: Some(user_message(user)) }))
+        Ok(Response::new(pb::RegisterResponse {
+            user: Some(user_message(user)),
+        }))
     }
 
-    async fn issue_token(&self, request: Request<pb::IssueTokenRequest>) -> Result<Response<pb::IssueTokenResponse>, Status> {
+    async fn issue_token(
+        &self,
+        request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         use pb::issue_token_request::Grant;
         let response = match request.into_inner().grant {
             Some(Grant::Password(grant)) => self.password_grant(grant).await?,
@@ -249,43 +337,75 @@ impl IdentityService for IdentityApi {
         Ok(Response::new(response))
     }
 
-    async fn revoke_token(&self, request: Request<pb::RevokeTokenRequest>) -> Result<Response<()>, Status> {
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<()>, Status> {
         let token = request.into_inner().refresh_token;
         if token.is_empty() || token.len() > 256 {
-            return Err(error::invalid_argument("refresh_token", "is required and at most 256 characters"));
+            return Err(error::invalid_argument(
+                "refresh_token",
+                "is required and at most 256 characters",
+            ));
         }
         let hash = tokens::secret_hash(&token);
         let mut conn = self.conn().await?;
         // RFC 7009: revoking an unknown token is not an error (nothing to reveal).
-        if let Some(row) = store::lock_refresh_token(&mut conn, &hash).await.map_err(error::database)? {
-            store::revoke_family(&mut conn, row.family_id).await.map_err(error::database)?;
+        if let Some(row) = store::lock_refresh_token(&mut conn, &hash)
+            .await
+            .map_err(error::database)?
+        {
+            store::revoke_family(&mut conn, row.family_id)
+                .await
+                .map_err(error::database)?;
         }
         Ok(Response::new(()))
     }
 
-    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
+    async fn get_me(
+        &self,
+        request: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::GetMeResponse>, Status> {
         let principal = Principal::of(&request)?;
         if principal.kind == PrincipalKind::Service {
-            return Err(error::failed_precondition("NOT_A_USER", "service accounts have no user profile"));
+            return Err(error::failed_precondition(
+                "NOT_A_USER",
+                "service accounts have no user profile",
+            ));
         }
-        let id = Uuid::parse_str(&principal.subject).map_err(|_| error::unauthenticated("INVALID_TOKEN", "bad subject"))?;
+        let id = Uuid::parse_str(&principal.subject)
+            .map_err(|_| error::unauthenticated("INVALID_TOKEN", "bad subject"))?;
         let mut conn = self.conn().await?;
         let user = store::user_by_id(&mut conn, id)
             .await
             .map_err(error::database)?
             .ok_or_else(|| error::not_found("user", &principal.subject))?;
-        Ok(Response::new(pb::GetMeResponse { user: Some(user_message(user)) }))
+        Ok(Response::new(pb::GetMeResponse {
+            user: Some(user_message(user)),
+        }))
     }
 
-    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
-        Ok(Response::new(pb::GetJwksResponse { keys: vec![self.settings.keys.jwk().clone()] }))
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            keys: vec![self.settings.keys.jwk().clone()],
+        }))
     }
 
-    async fn set_user_roles(&self, request: Request<pb::SetUserRolesRequest>) -> Result<Response<pb::SetUserRolesResponse>, Status> {
+    async fn set_user_roles(
+        &self,
+        request: Request<pb::SetUserRolesRequest>,
+    ) -> Result<Response<pb::SetUserRolesResponse>, Status> {
         let req = request.into_inner();
         let mut violations = FieldViolations::new();
-        let id = parse_user_id("user_id", &req.user_id).map_err(|_| violations.add("user_id", "must be a UUID")).ok();
-        let roles = parse_user_roles(&req.roles).map_err(|e| violations.add("roles", e)).ok();
+        let id = parse_user_id("user_id", &req.user_id)
+            .map_err(|_| violations.add("user_id", "must be a UUID"))
+            .ok();
+        let roles = parse_user_roles(&req.roles)
+            .map_err(|e| violations.add("roles", e))
+            .ok();
         let (Some(id), Some(roles)) = (id, roles) else {
             return Err(violations.into_status());
         };
@@ -295,17 +415,31 @@ impl IdentityService for IdentityApi {
             .map_err(error::database)?
             .ok_or_else(|| error::not_found("user", &req.user_id))?;
         tracing::info!(user_id = %user.id, roles = ?user.roles, "roles changed");
-        Ok(Response::new(pb::SetUserRolesResponse { user: Some(user_message(user)) }))
+        Ok(Response::new(pb::SetUserRolesResponse {
+            user: Some(user_message(user)),
+        }))
     }
 
-    async fn create_client(&self, request: Request<pb::CreateClientRequest>) -> Result<Response<pb::CreateClientResponse>, Status> {
-        let name = parse_client_name(&request.into_inner().name).map_err(|e| error::invalid_argument("name", e))?;
+    async fn create_client(
+        &self,
+        request: Request<pb::CreateClientRequest>,
+    ) -> Result<Response<pb::CreateClientResponse>, Status> {
+        let name = parse_client_name(&request.into_inner().name)
+            .map_err(|e| error::invalid_argument("name", e))?;
         let secret = tokens::random_secret();
         let mut conn = self.conn().await?;
-        let client = store::insert_client(&mut conn, &name, &tokens::secret_hash(&secret), &[ROLE_SERVICE])
-            .await
-            .map_err(error::database)?;
+        let client = store::insert_client(
+            &mut conn,
+            &name,
+            &tokens::secret_hash(&secret),
+            &[ROLE_SERVICE],
+        )
+        .await
+        .map_err(error::database)?;
         tracing::info!(client_id = %client.id, name = %client.name, "service client created");
-        Ok(Response::new(pb::CreateClientResponse { client: Some(client_message(client)), client_secret: secret }))
+        Ok(Response::new(pb::CreateClientResponse {
+            client: Some(client_message(client)),
+            client_secret: secret,
+        }))
     }
 }

@@ -120,12 +120,21 @@ impl NewUser {
     /// Parses every field, reporting all problems at once.
     pub fn parse(email: &str, password: &str, display_name: &str) -> Result<Self, FieldViolations> {
         let mut violations = FieldViolations::new();
-        let email = Email::parse(email).map_err(|e| violations.add("email", e)).ok();
-        let password = Password::parse(password).map_err(|e| violations.add("password", e)).ok();
-        let display_name =
-            DisplayName::parse(display_name).map_err(|e| violations.add("display_name", e)).ok();
+        let email = Email::parse(email)
+            .map_err(|e| violations.add("email", e))
+            .ok();
+        let password = Password::parse(password)
+            .map_err(|e| violations.add("password", e))
+            .ok();
+        let display_name = DisplayName::parse(display_name)
+            .map_err(|e| violations.add("display_name", e))
+            .ok();
         match (email, password, display_name) {
-            (Some(email), Some(password), Some(display_name)) => Ok(Self { email, password, display_name }),
+            (Some(email), Some(password), Some(display_name)) => Ok(Self {
+                email,
+                password,
+                display_name,
+            }),
             _ => Err(violations),
         }
     }
@@ -142,7 +151,9 @@ pub fn parse_user_roles(raw: &[String]) -> Result<Vec<String>, String> {
     let mut roles: Vec<String> = Vec::with_capacity(raw.len());
     for role in raw {
         if !USER_ROLES.contains(&role.as_str()) {
-            return Err(format!("unknown role {role:?}; expected one of {USER_ROLES:?}"));
+            return Err(format!(
+                "unknown role {role:?}; expected one of {USER_ROLES:?}"
+            ));
         }
         if !roles.contains(role) {
             roles.push(role.clone());
@@ -160,7 +171,10 @@ pub fn parse_client_name(raw: &str) -> Result<String, &'static str> {
     if name.len() > 100 {
         return Err("must be at most 100 characters");
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err("may contain only letters, digits, '-' and '_'");
     }
     Ok(name.to_owned())
@@ -172,8 +186,21 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse(" Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@@example.com", "ada@exa..mple.com", "ada@-x.com"] {
+        assert_eq!(
+            Email::parse(" Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@@example.com",
+            "ada@exa..mple.com",
+            "ada@-x.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
@@ -184,7 +211,10 @@ mod tests {
     fn passwords_need_ten_to_128_characters() {
         assert!(Password::parse("123456789").is_err());
         assert!(Password::parse("1234567890").is_ok());
-        assert!(Password::parse("ééééééééé").is_err(), "length counts characters, not bytes");
+        assert!(
+            Password::parse("ééééééééé").is_err(),
+            "length counts characters, not bytes"
+        );
         assert!(Password::parse(&"x".repeat(129)).is_err());
     }
 
@@ -199,9 +229,15 @@ mod tests {
 
     #[test]
     fn roles_must_be_known() {
-        assert_eq!(parse_user_roles(&["admin".into(), "admin".into()]).unwrap(), vec!["admin"]);
+        assert_eq!(
+            parse_user_roles(&["admin".into(), "admin".into()]).unwrap(),
+            vec!["admin"]
+        );
         assert!(parse_user_roles(&[]).is_err());
-        assert!(parse_user_roles(&["service".into()]).is_err(), "users cannot become service accounts");
+        assert!(
+            parse_user_roles(&["service".into()]).is_err(),
+            "users cannot become service accounts"
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub struct SigningKeys {
 
 impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeys").field("kid", &self.jwk.kid).finish()
+        f.debug_struct("SigningKeys")
+            .field("kid", &self.jwk.kid)
+            .finish()
     }
 }
 
@@ -49,7 +51,10 @@ impl SigningKeys {
 
     /// Reads the key from a PEM file.
     pub fn from_file(path: &str, kid: Option<String>) -> Result<Self, KeyError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_pem(&pem, kid)
     }
 
@@ -61,7 +66,9 @@ impl SigningKeys {
     }
 
     fn from_signing_key(key: &SigningKey, kid: Option<String>) -> Result<Self, KeyError> {
-        let der = key.to_pkcs8_der().map_err(|e| KeyError::Parse(e.to_string()))?;
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| KeyError::Parse(e.to_string()))?;
         let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
         let kid = kid.unwrap_or_else(|| thumbprint(&x));
         Ok(Self {
@@ -83,7 +90,10 @@ impl SigningKeys {
     }
 
     /// Signs `claims` with this key (`kid` in the header).
-    pub fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn sign<T: serde::Serialize>(
+        &self,
+        claims: &T,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.jwk.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
@@ -108,7 +118,13 @@ mod tests {
         let b = SigningKeys::from_pem(PEM, None).unwrap();
         assert_eq!(a.jwk().kid, b.jwk().kid);
         assert_eq!(a.jwk().alg, "EdDSA");
-        assert_eq!(SigningKeys::from_pem(PEM, Some("k1".into())).unwrap().jwk().kid, "k1");
+        assert_eq!(
+            SigningKeys::from_pem(PEM, Some("k1".into()))
+                .unwrap()
+                .jwk()
+                .kid,
+            "k1"
+        );
     }
 
     #[test]
@@ -118,6 +134,9 @@ mod tests {
 
     #[test]
     fn generated_keys_differ() {
-        assert_ne!(SigningKeys::generate().unwrap().jwk().x, SigningKeys::generate().unwrap().jwk().x);
+        assert_ne!(
+            SigningKeys::generate().unwrap().jwk().x,
+            SigningKeys::generate().unwrap().jwk().x
+        );
     }
 }

@@ -73,23 +73,38 @@ impl Settings {
             );
             keys
         };
-        let admin = match (vars.get("MERCATO_ADMIN_EMAIL"), vars.get("MERCATO_ADMIN_PASSWORD")) {
+        let admin = match (
+            vars.get("MERCATO_ADMIN_EMAIL"),
+            vars.get("MERCATO_ADMIN_PASSWORD"),
+        ) {
             (Some(email), Some(password)) => Some((email, password)),
             (None, None) => None,
-            _ => return Err(ConfigError::Missing("MERCATO_ADMIN_EMAIL and MERCATO_ADMIN_PASSWORD together".into()).into()),
+            _ => {
+                return Err(ConfigError::Missing(
+                    "MERCATO_ADMIN_EMAIL and MERCATO_ADMIN_PASSWORD together".into(),
+                )
+                .into());
+            }
         };
         Ok(Self {
             keys,
             issuer: vars.get_or("MERCATO_JWT_ISSUER", DEFAULT_ISSUER),
-            access_ttl: vars.seconds_or("MERCATO_ACCESS_TOKEN_TTL_SECS", Duration::from_secs(900))?,
-            refresh_ttl: vars.seconds_or("MERCATO_REFRESH_TOKEN_TTL_SECS", Duration::from_secs(30 * 24 * 3600))?,
+            access_ttl: vars
+                .seconds_or("MERCATO_ACCESS_TOKEN_TTL_SECS", Duration::from_secs(900))?,
+            refresh_ttl: vars.seconds_or(
+                "MERCATO_REFRESH_TOKEN_TTL_SECS",
+                Duration::from_secs(30 * 24 * 3600),
+            )?,
             admin,
         })
     }
 }
 
 /// Connects identity's dependencies, creates the configured admin, and starts serving.
-pub async fn start(config: ServiceConfig, settings: Settings) -> Result<RunningService, StartError> {
+pub async fn start(
+    config: ServiceConfig,
+    settings: Settings,
+) -> Result<RunningService, StartError> {
     let host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
@@ -102,24 +117,45 @@ pub async fn start(config: ServiceConfig, settings: Settings) -> Result<RunningS
     let verifier = Verifier::with_keys(std::slice::from_ref(settings.keys.jwk()), &settings.issuer);
     let api = api::IdentityApi::new(db, Arc::new(settings), host.outbox.clone());
     let max = host.config.max_message_bytes;
-    let services = Services::new().add(
-        IdentityServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max),
+    let services = Services::new().add_service(
+        IdentityServiceServer::new(api)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
     );
     Ok(host.with_verifier(verifier).serve(services).await?)
 }
 
 /// Creates the administrator on first start; an existing account is left as it is.
-async fn ensure_admin(db: &mercato_kernel::db::DbPool, email: &str, password: &str) -> Result<(), StartError> {
+async fn ensure_admin(
+    db: &mercato_kernel::db::DbPool,
+    email: &str,
+    password: &str,
+) -> Result<(), StartError> {
     let new = domain::NewUser::parse(email, password, "Administrator")
         .map_err(|v| StartError::Admin(v.into_status().message().to_owned()))?;
-    let mut conn = db.get().await.map_err(|e| StartError::Admin(e.to_string()))?;
-    if store::user_by_email(&mut conn, new.email.as_str()).await.map_err(|e| StartError::Admin(e.to_string()))?.is_some() {
-        return Ok(());
-    }
-    let hash = tokens::hash_password(new.password.as_bytes().to_vec()).await.map_err(|e| StartError::Admin(e.to_string()))?;
-    let created = store::insert_user(&mut conn, new.email.as_str(), new.display_name.as_str(), &hash, &[ROLE_CUSTOMER, ROLE_ADMIN])
+    let mut conn = db
+        .get()
         .await
         .map_err(|e| StartError::Admin(e.to_string()))?;
+    if store::user_by_email(&mut conn, new.email.as_str())
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let hash = tokens::hash_password(new.password.as_bytes().to_vec())
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))?;
+    let created = store::insert_user(
+        &mut conn,
+        new.email.as_str(),
+        new.display_name.as_str(),
+        &hash,
+        &[ROLE_CUSTOMER, ROLE_ADMIN],
+    )
+    .await
+    .map_err(|e| StartError::Admin(e.to_string()))?;
     if created.is_some() {
         tracing::info!(email = %new.email.as_str(), "created administrator account");
     }

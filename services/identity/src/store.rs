@@ -63,15 +63,24 @@ pub async fn insert_user(
         .await;
     match inserted {
         Ok(user) => Ok(Some(user)),
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(None),
         Err(err) => Err(err),
     }
 }
 
 /// The user with `email` (case-insensitive).
-pub async fn user_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<Option<UserRow>> {
+pub async fn user_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> QueryResult<Option<UserRow>> {
     users::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ").bind::<diesel::sql_types::Text, _>(email.to_lowercase()))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ")
+                .bind::<diesel::sql_types::Text, _>(email.to_lowercase()),
+        )
         .select(UserRow::as_select())
         .first(conn)
         .await
@@ -80,11 +89,20 @@ pub async fn user_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryRe
 
 /// The user with `id`.
 pub async fn user_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
-    users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Replaces a user's roles; `None` when there is no such user.
-pub async fn set_roles(conn: &mut AsyncPgConnection, id: Uuid, roles: &[String]) -> QueryResult<Option<UserRow>> {
+pub async fn set_roles(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    roles: &[String],
+) -> QueryResult<Option<UserRow>> {
     diesel::update(users::table.find(id))
         .set(users::roles.eq(roles))
         .returning(UserRow::as_returning())
@@ -116,7 +134,10 @@ pub async fn insert_refresh_token(
 
 /// The refresh token with this hash, locked for the rest of the transaction so two
 /// concurrent rotations of one token cannot both succeed.
-pub async fn lock_refresh_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<Option<RefreshTokenRow>> {
+pub async fn lock_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<RefreshTokenRow>> {
     refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select(RefreshTokenRow::as_select())
@@ -148,7 +169,12 @@ pub async fn revoke_family(conn: &mut AsyncPgConnection, family_id: Uuid) -> Que
 }
 
 /// Stores a service account.
-pub async fn insert_client(conn: &mut AsyncPgConnection, name: &str, secret_hash: &[u8], roles: &[&str]) -> QueryResult<ClientRow> {
+pub async fn insert_client(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    secret_hash: &[u8],
+    roles: &[&str],
+) -> QueryResult<ClientRow> {
     diesel::insert_into(clients::table)
         .values((
             clients::id.eq(Uuid::now_v7()),
@@ -162,6 +188,14 @@ pub async fn insert_client(conn: &mut AsyncPgConnection, name: &str, secret_hash
 }
 
 /// The service account with `id`.
-pub async fn client_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ClientRow>> {
-    clients::table.find(id).select(ClientRow::as_select()).first(conn).await.optional()
+pub async fn client_by_id(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<ClientRow>> {
+    clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }

@@ -50,15 +50,17 @@ pub async fn verify_password(password: Vec<u8>, hash: Option<String>) -> bool {
         let Ok(parsed) = PasswordHash::new(&stored) else {
             return false;
         };
-        Argon2::default().verify_password(&password, &parsed).is_ok() && stored != DUMMY_HASH
+        Argon2::default()
+            .verify_password(&password, &parsed)
+            .is_ok()
+            && stored != DUMMY_HASH
     })
     .await
     .unwrap_or(false)
 }
 
 /// A valid Argon2id hash of a random password nobody knows.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$xQ2vXz8vQhZs9Wm8pOaRrXz0C3mH6cQpU5t3wS0M9Vg";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$xQ2vXz8vQhZs9Wm8pOaRrXz0C3mH6cQpU5t3wS0M9Vg";
 
 #[cfg(test)]
 mod tests {
@@ -66,7 +68,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_password_verifies_against_its_hash_only() {
-        let hash = hash_password(b"correct horse battery".to_vec()).await.unwrap();
+        let hash = hash_password(b"correct horse battery".to_vec())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify_password(b"correct horse battery".to_vec(), Some(hash.clone())).await);
         assert!(!verify_password(b"wrong horse battery".to_vec(), Some(hash)).await);

@@ -23,14 +23,21 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// Verifies tokens with `verifier` and enforces the policies of the compiled contracts.
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier, policies: PolicyTable::global() }
+        Self {
+            verifier,
+            policies: PolicyTable::global(),
+        }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: self.verifier.clone(), policies: self.policies }
+        AuthService {
+            inner,
+            verifier: self.verifier.clone(),
+            policies: self.policies,
+        }
     }
 }
 
@@ -51,7 +58,9 @@ pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Result<Option<String>, 
         .to_str()
         .map_err(|_| error::unauthenticated("INVALID_TOKEN", "authorization header is not text"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_owned()))
         }
         _ => Err(error::unauthenticated(
@@ -94,7 +103,10 @@ where
                     match rule.decide(principal.as_ref()) {
                         Decision::Allow => {}
                         Decision::Unauthenticated => {
-                            return Err(error::unauthenticated("MISSING_TOKEN", "this call needs a bearer token"));
+                            return Err(error::unauthenticated(
+                                "MISSING_TOKEN",
+                                "this call needs a bearer token",
+                            ));
                         }
                         Decision::Forbidden => {
                             return Err(error::permission_denied(
@@ -132,8 +144,14 @@ mod tests {
     #[test]
     fn bearer_tokens_are_parsed_strictly() {
         assert_eq!(bearer_token(&http::HeaderMap::new()).unwrap(), None);
-        assert_eq!(bearer_token(&headers("Bearer abc")).unwrap().as_deref(), Some("abc"));
-        assert_eq!(bearer_token(&headers("bearer abc")).unwrap().as_deref(), Some("abc"));
+        assert_eq!(
+            bearer_token(&headers("Bearer abc")).unwrap().as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer_token(&headers("bearer abc")).unwrap().as_deref(),
+            Some("abc")
+        );
         assert!(bearer_token(&headers("Basic abc")).is_err());
         assert!(bearer_token(&headers("Bearer ")).is_err());
         assert!(bearer_token(&headers("abc")).is_err());

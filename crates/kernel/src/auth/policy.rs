@@ -157,13 +157,23 @@ mod tests {
     #[test]
     fn policies_are_read_from_the_compiled_contracts() {
         let table = PolicyTable::global();
-        assert_eq!(table.get("/mercato.identity.v1.IdentityService/Register"), Some(&Rule::Public));
-        assert_eq!(table.get("/mercato.identity.v1.IdentityService/GetMe"), Some(&Rule::Authenticated));
+        assert_eq!(
+            table.get("/mercato.identity.v1.IdentityService/Register"),
+            Some(&Rule::Public)
+        );
+        assert_eq!(
+            table.get("/mercato.identity.v1.IdentityService/GetMe"),
+            Some(&Rule::Authenticated)
+        );
         assert_eq!(
             table.get("/mercato.catalog.v1.CatalogService/CreateProduct"),
             Some(&Rule::Roles(vec!["admin".into()]))
         );
-        assert!(table.get("/mercato.catalog.v1.CatalogService/BatchGetProducts").is_some_and(Rule::is_internal));
+        assert!(
+            table
+                .get("/mercato.catalog.v1.CatalogService/BatchGetProducts")
+                .is_some_and(Rule::is_internal)
+        );
         assert_eq!(table.get("/grpc.health.v1.Health/Check"), None);
     }
 

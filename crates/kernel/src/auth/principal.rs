@@ -49,7 +49,12 @@ impl Principal {
 
     /// OK when the caller owns the resource (`owner` is a user id) or is an administrator;
     /// otherwise NOT_FOUND, so ids of other users' resources are not confirmed to exist.
-    pub fn require_owner_or_admin(&self, owner: &str, kind: &str, name: &str) -> Result<(), Status> {
+    pub fn require_owner_or_admin(
+        &self,
+        owner: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), Status> {
         if self.subject == owner || self.is_admin() {
             Ok(())
         } else {

@@ -40,10 +40,14 @@ pub enum AuthError {
 impl From<AuthError> for Status {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::Invalid(_) => crate::error::unauthenticated("INVALID_TOKEN", err.to_string()),
+            AuthError::Invalid(_) => {
+                crate::error::unauthenticated("INVALID_TOKEN", err.to_string())
+            }
             AuthError::Expired => crate::error::unauthenticated("TOKEN_EXPIRED", err.to_string()),
             AuthError::UnknownKey => crate::error::unauthenticated("UNKNOWN_KEY", err.to_string()),
-            AuthError::KeysUnavailable(cause) => crate::error::unavailable("identity (JWKS)", cause),
+            AuthError::KeysUnavailable(cause) => {
+                crate::error::unavailable("identity (JWKS)", cause)
+            }
         }
     }
 }
@@ -62,7 +66,9 @@ struct Remote {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("remote", &self.remote.is_some()).finish()
+        f.debug_struct("Verifier")
+            .field("remote", &self.remote.is_some())
+            .finish()
     }
 }
 
@@ -80,7 +86,11 @@ fn validation(issuer: &str) -> Validation {
 fn decoding_keys(jwks: &[Jwk]) -> HashMap<String, DecodingKey> {
     jwks.iter()
         .filter(|k| k.kty == "OKP" && k.crv == "Ed25519" && !k.kid.is_empty())
-        .filter_map(|k| DecodingKey::from_ed_components(&k.x).ok().map(|d| (k.kid.clone(), d)))
+        .filter_map(|k| {
+            DecodingKey::from_ed_components(&k.x)
+                .ok()
+                .map(|d| (k.kid.clone(), d))
+        })
         .collect()
 }
 
@@ -113,11 +123,17 @@ impl Verifier {
 
     /// Verifies `token` and returns its principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
-        let kid = header.kid.ok_or_else(|| AuthError::Invalid("missing kid".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("missing kid".into()))?;
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
@@ -150,7 +166,9 @@ impl Verifier {
             return Ok(());
         };
         let mut last = remote.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFRESH_THROTTLE) && !self.keys.read().await.is_empty() {
+        if last.is_some_and(|at| at.elapsed() < REFRESH_THROTTLE)
+            && !self.keys.read().await.is_empty()
+        {
             return Ok(());
         }
         let response = remote

@@ -181,11 +181,15 @@ impl Relay {
                     let mut headers = async_nats::HeaderMap::new();
                     headers.insert("Nats-Msg-Id", id.to_string().as_str());
                     let sent = async {
-                        js.publish_with_headers(format!("{namespace}.{subject}"), headers, envelope.into())
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .await
-                            .map_err(|e| e.to_string())
+                        js.publish_with_headers(
+                            format!("{namespace}.{subject}"),
+                            headers,
+                            envelope.into(),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map_err(|e| e.to_string())
                     };
                     match sent.await {
                         Ok(_) => published.push(id),
@@ -230,5 +234,9 @@ enum PublishError {
 
 /// Number of events not yet published (for tests and the admin port).
 pub async fn pending(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    outbox::table.filter(outbox::published_at.is_null()).count().get_result(conn).await
+    outbox::table
+        .filter(outbox::published_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
 }

@@ -8,9 +8,13 @@ use async_nats::jetstream;
 /// `catalog.v1.price_changed`. `None` for a name that is not `mercato.<domain>.v1.<Name>`.
 pub fn event_subject(full_name: &str) -> Option<String> {
     let mut parts = full_name.split('.');
-    let (Some("mercato"), Some(domain), Some(version), Some(name), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("mercato"), Some(domain), Some(version), Some(name), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
     Some(format!("{domain}.{version}.{}", snake_case(name)))
@@ -35,7 +39,13 @@ fn snake_case(name: &str) -> String {
 pub fn stream_name(namespace: &str, domain: &str) -> String {
     format!("{namespace}_{domain}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -63,8 +73,14 @@ mod tests {
 
     #[test]
     fn subjects_follow_the_convention() {
-        assert_eq!(event_subject("mercato.catalog.v1.PriceChanged").as_deref(), Some("catalog.v1.price_changed"));
-        assert_eq!(event_subject("mercato.order.v1.OrderPlaced").as_deref(), Some("order.v1.order_placed"));
+        assert_eq!(
+            event_subject("mercato.catalog.v1.PriceChanged").as_deref(),
+            Some("catalog.v1.price_changed")
+        );
+        assert_eq!(
+            event_subject("mercato.order.v1.OrderPlaced").as_deref(),
+            Some("order.v1.order_placed")
+        );
         assert_eq!(event_subject("google.protobuf.Empty"), None);
     }
 

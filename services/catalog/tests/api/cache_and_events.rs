@@ -12,25 +12,62 @@ use crate::{TestCatalog, eur};
 
 async fn redis() -> deadpool_redis::Connection {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    mercato_kernel::redis::pool(&url, 2).unwrap().get().await.unwrap()
+    mercato_kernel::redis::pool(&url, 2)
+        .unwrap()
+        .get()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn a_read_fills_the_cache_and_an_update_invalidates_it() {
     let catalog = TestCatalog::start().await;
     let created = catalog.product("C-1", "Cached", 500, "").await;
-    let key = format!("{}product:{}", catalog.env["MERCATO_REDIS_PREFIX"], created.id);
+    let key = format!(
+        "{}product:{}",
+        catalog.env["MERCATO_REDIS_PREFIX"], created.id
+    );
     let mut redis = redis().await;
     assert!(!redis.exists::<_, bool>(&key).await.unwrap());
-    catalog.client().await.get_product(GetProductRequest { id: created.id.clone() }).await.unwrap();
+    catalog
+        .client()
+        .await
+        .get_product(GetProductRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap();
     let cached: Vec<u8> = redis.get(&key).await.unwrap();
     assert_eq!(Product::decode(cached.as_slice()).unwrap().name, "Cached");
 
-    let patch = Product { id: created.id.clone(), price: Some(eur(750)), ..Default::default() };
-    let request = UpdateProductRequest { product: Some(patch), update_mask: Some(prost_types::FieldMask { paths: vec!["price".into()] }) };
-    catalog.client().await.update_product(authed(request, &catalog.admin)).await.unwrap();
-    assert!(!redis.exists::<_, bool>(&key).await.unwrap(), "update must invalidate");
-    let fresh = catalog.client().await.get_product(GetProductRequest { id: created.id }).await.unwrap().into_inner();
+    let patch = Product {
+        id: created.id.clone(),
+        price: Some(eur(750)),
+        ..Default::default()
+    };
+    let request = UpdateProductRequest {
+        product: Some(patch),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["price".into()],
+        }),
+    };
+    catalog
+        .client()
+        .await
+        .update_product(authed(request, &catalog.admin))
+        .await
+        .unwrap();
+    assert!(
+        !redis.exists::<_, bool>(&key).await.unwrap(),
+        "update must invalidate"
+    );
+    let fresh = catalog
+        .client()
+        .await
+        .get_product(GetProductRequest { id: created.id })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(fresh.product.unwrap().price, Some(eur(750)));
     let _: () = redis.del(&key).await.unwrap();
 }
@@ -41,18 +78,33 @@ async fn reads_still_answer_from_postgres_when_redis_is_down() {
     let catalog = TestCatalog::start_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
     let created = catalog.product("R-1", "Resilient", 500, "").await;
     for _ in 0..2 {
-        let got = catalog.client().await.get_product(GetProductRequest { id: created.id.clone() }).await.unwrap();
+        let got = catalog
+            .client()
+            .await
+            .get_product(GetProductRequest {
+                id: created.id.clone(),
+            })
+            .await
+            .unwrap();
         assert_eq!(got.into_inner().product.unwrap().name, "Resilient");
     }
     let ready = reqwest_free_get(catalog.running.admin_addr, "/readyz").await;
-    assert!(ready.starts_with("HTTP/1.1 200"), "a cache outage must not make the catalog unready: {ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 200"),
+        "a cache outage must not make the catalog unready: {ready}"
+    );
 }
 
 /// A minimal HTTP/1.1 GET, enough for the admin port.
 async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
     let mut out = String::new();
     stream.read_to_string(&mut out).await.unwrap();
     out
@@ -62,17 +114,45 @@ async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn product_events_reach_jetstream_exactly_once() {
     let catalog = TestCatalog::start().await;
     let created = catalog.product("E-1", "Evented", 500, "").await;
-    let patch = Product { id: created.id.clone(), price: Some(eur(600)), ..Default::default() };
-    let request = UpdateProductRequest { product: Some(patch), update_mask: Some(prost_types::FieldMask { paths: vec!["price".into()] }) };
-    catalog.client().await.update_product(authed(request, &catalog.admin)).await.unwrap();
+    let patch = Product {
+        id: created.id.clone(),
+        price: Some(eur(600)),
+        ..Default::default()
+    };
+    let request = UpdateProductRequest {
+        product: Some(patch),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["price".into()],
+        }),
+    };
+    catalog
+        .client()
+        .await
+        .update_product(authed(request, &catalog.admin))
+        .await
+        .unwrap();
 
     let namespace = &catalog.identity.namespace;
     let envelopes = read_stream(namespace, "catalog", 3).await;
     let types: Vec<&str> = envelopes.iter().map(|e| e.r#type.as_str()).collect();
-    assert_eq!(types, vec!["mercato.catalog.v1.ProductCreated", "mercato.catalog.v1.ProductUpdated", "mercato.catalog.v1.PriceChanged"]);
+    assert_eq!(
+        types,
+        vec![
+            "mercato.catalog.v1.ProductCreated",
+            "mercato.catalog.v1.ProductUpdated",
+            "mercato.catalog.v1.PriceChanged"
+        ]
+    );
     let price = PriceChanged::decode(envelopes[2].payload.as_slice()).unwrap();
-    assert_eq!((price.old_price, price.new_price), (Some(eur(500)), Some(eur(600))));
-    assert!(envelopes.iter().all(|e| e.subject == created.id && e.source == "catalog"));
+    assert_eq!(
+        (price.old_price, price.new_price),
+        (Some(eur(500)), Some(eur(600)))
+    );
+    assert!(
+        envelopes
+            .iter()
+            .all(|e| e.subject == created.id && e.source == "catalog")
+    );
 }
 
 #[tokio::test]
@@ -83,16 +163,30 @@ async fn events_written_while_nats_is_down_are_published_when_it_returns() {
     let mut env = service_env("catalog", &database, &identity.namespace);
     env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
     env.insert("NATS_URL".into(), "nats://127.0.0.1:1".into());
-    let offline = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false).await.unwrap();
+    let offline = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false)
+        .await
+        .unwrap();
     let admin = identity.admin_token().await;
-    let mut client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(mercato_testkit::channel(offline.grpc_addr).await);
-    let request = mercato::pb::catalog::v1::CreateProductRequest { product: Some(crate::product("N-1", "Queued", 100, "")) };
-    client.create_product(authed(request, &admin)).await.unwrap();
+    let mut client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+        mercato_testkit::channel(offline.grpc_addr).await,
+    );
+    let request = mercato::pb::catalog::v1::CreateProductRequest {
+        product: Some(crate::product("N-1", "Queued", 100, "")),
+    };
+    client
+        .create_product(authed(request, &admin))
+        .await
+        .unwrap();
     offline.stop().await.unwrap();
 
     // Restarted with NATS reachable (same database), the relay delivers the queued event once.
-    env.insert("NATS_URL".into(), std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()));
-    let online = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false).await.unwrap();
+    env.insert(
+        "NATS_URL".into(),
+        std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+    );
+    let online = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false)
+        .await
+        .unwrap();
     let envelopes = read_stream(&identity.namespace, "catalog", 1).await;
     assert_eq!(envelopes[0].r#type, "mercato.catalog.v1.ProductCreated");
     online.stop().await.unwrap();
@@ -120,7 +214,11 @@ async fn read_stream(namespace: &str, domain: &str, expected: usize) -> Vec<Enve
     let mut messages = consumer.messages().await.unwrap();
     let mut out = Vec::new();
     while out.len() < expected {
-        let message = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.expect("event published").unwrap().unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("event published")
+            .unwrap()
+            .unwrap();
         out.push(Envelope::decode(message.payload.as_ref()).unwrap());
     }
     let extra = tokio::time::timeout(Duration::from_millis(700), messages.next()).await;

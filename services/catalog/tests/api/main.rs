@@ -39,7 +39,13 @@ impl TestCatalog {
         let config = ServiceConfig::from_source("catalog", &env).unwrap();
         let running = catalog::start(config, false).await.unwrap();
         let admin = identity.admin_token().await;
-        Self { identity, running, database, env, admin }
+        Self {
+            identity,
+            running,
+            database,
+            env,
+            admin,
+        }
     }
 
     pub async fn client(&self) -> CatalogServiceClient<Channel> {
@@ -47,26 +53,60 @@ impl TestCatalog {
     }
 
     pub async fn category(&self, name: &str) -> Category {
-        let request = CreateCategoryRequest { category: Some(Category { name: name.into(), ..Default::default() }) };
-        self.client().await.create_category(authed(request, &self.admin)).await.unwrap().into_inner().category.unwrap()
+        let request = CreateCategoryRequest {
+            category: Some(Category {
+                name: name.into(),
+                ..Default::default()
+            }),
+        };
+        self.client()
+            .await
+            .create_category(authed(request, &self.admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .category
+            .unwrap()
     }
 
     pub async fn product(&self, sku: &str, name: &str, cents: i64, category_id: &str) -> Product {
-        let request = CreateProductRequest { product: Some(product(sku, name, cents, category_id)) };
-        self.client().await.create_product(authed(request, &self.admin)).await.unwrap().into_inner().product.unwrap()
+        let request = CreateProductRequest {
+            product: Some(product(sku, name, cents, category_id)),
+        };
+        self.client()
+            .await
+            .create_product(authed(request, &self.admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
     }
 }
 
 pub fn eur(cents: i64) -> Money {
-    Money { currency_code: "EUR".into(), units: cents / 100, nanos: i32::try_from(cents % 100).unwrap() * 10_000_000 }
+    Money {
+        currency_code: "EUR".into(),
+        units: cents / 100,
+        nanos: i32::try_from(cents % 100).unwrap() * 10_000_000,
+    }
 }
 
 pub fn product(sku: &str, name: &str, cents: i64, category_id: &str) -> Product {
-    Product { sku: sku.into(), name: name.into(), price: Some(eur(cents)), category_id: category_id.into(), ..Default::default() }
+    Product {
+        sku: sku.into(),
+        name: name.into(),
+        price: Some(eur(cents)),
+        category_id: category_id.into(),
+        ..Default::default()
+    }
 }
 
 #[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: tonic::Code) -> tonic::Status {
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+) -> tonic::Status {
     match result {
         Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
         Err(status) => {

@@ -28,51 +28,110 @@ fn claims(sub: &str, roles: &[&str], exp_offset: i64) -> Claims {
 #[tokio::test]
 async fn calls_without_or_with_broken_tokens_are_unauthenticated() {
     let id = identity().await;
-    assert_code(id.client().await.get_me(GetMeRequest {}).await, Code::Unauthenticated);
+    assert_code(
+        id.client().await.get_me(GetMeRequest {}).await,
+        Code::Unauthenticated,
+    );
     for token in ["garbage", "a.b.c", ""] {
         let mut request = tonic::Request::new(GetMeRequest {});
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-        assert_code(id.client().await.get_me(request).await, Code::Unauthenticated);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        assert_code(
+            id.client().await.get_me(request).await,
+            Code::Unauthenticated,
+        );
     }
     let mut basic = tonic::Request::new(GetMeRequest {});
-    basic.metadata_mut().insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+    basic
+        .metadata_mut()
+        .insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
     assert_code(id.client().await.get_me(basic).await, Code::Unauthenticated);
 }
 
 #[tokio::test]
 async fn forged_tokens_are_rejected() {
     let id = identity().await;
-    let admin_claims = claims("00000000-0000-7000-8000-000000000000", &["customer", "admin"], 600);
-    let request = || CreateClientRequest { name: "evil".into() };
+    let admin_claims = claims(
+        "00000000-0000-7000-8000-000000000000",
+        &["customer", "admin"],
+        600,
+    );
+    let request = || CreateClientRequest {
+        name: "evil".into(),
+    };
 
     // alg "none": header and payload, no signature.
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"test-key"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&admin_claims).unwrap());
     let none = format!("{header}.{payload}.");
-    assert_code(id.client().await.create_client(authed(request(), &none)).await, Code::Unauthenticated);
+    assert_code(
+        id.client()
+            .await
+            .create_client(authed(request(), &none))
+            .await,
+        Code::Unauthenticated,
+    );
 
     // Right kid, wrong key.
     let impostor = identity::SigningKeys::from_pem(OTHER_PEM, Some(TEST_KID.into())).unwrap();
     let wrong_key = impostor.sign(&admin_claims).unwrap();
-    assert_code(id.client().await.create_client(authed(request(), &wrong_key)).await, Code::Unauthenticated);
+    assert_code(
+        id.client()
+            .await
+            .create_client(authed(request(), &wrong_key))
+            .await,
+        Code::Unauthenticated,
+    );
 
     // Unknown kid.
-    let unknown_kid = identity::SigningKeys::generate().unwrap().sign(&admin_claims).unwrap();
-    assert_code(id.client().await.create_client(authed(request(), &unknown_kid)).await, Code::Unauthenticated);
+    let unknown_kid = identity::SigningKeys::generate()
+        .unwrap()
+        .sign(&admin_claims)
+        .unwrap();
+    assert_code(
+        id.client()
+            .await
+            .create_client(authed(request(), &unknown_kid))
+            .await,
+        Code::Unauthenticated,
+    );
 
     // The real key but expired, or for another audience.
     let real = identity::SigningKeys::from_pem(TEST_PEM, Some(TEST_KID.into())).unwrap();
-    let expired = real.sign(&claims("00000000-0000-7000-8000-000000000000", &["admin"], -3600)).unwrap();
-    let status = assert_code(id.client().await.create_client(authed(request(), &expired)).await, Code::Unauthenticated);
+    let expired = real
+        .sign(&claims(
+            "00000000-0000-7000-8000-000000000000",
+            &["admin"],
+            -3600,
+        ))
+        .unwrap();
+    let status = assert_code(
+        id.client()
+            .await
+            .create_client(authed(request(), &expired))
+            .await,
+        Code::Unauthenticated,
+    );
     assert!(status.message().contains("expired"), "{status:?}");
     let mut foreign = admin_claims.clone();
     foreign.aud = "someone-else".into();
     let foreign = real.sign(&foreign).unwrap();
-    assert_code(id.client().await.create_client(authed(request(), &foreign)).await, Code::Unauthenticated);
+    assert_code(
+        id.client()
+            .await
+            .create_client(authed(request(), &foreign))
+            .await,
+        Code::Unauthenticated,
+    );
 
     // And the real key with the right claims is accepted: the checks above are not vacuous.
     let genuine = real.sign(&admin_claims).unwrap();
-    id.client().await.create_client(authed(request(), &genuine)).await.unwrap();
+    id.client()
+        .await
+        .create_client(authed(request(), &genuine))
+        .await
+        .unwrap();
 }
 
 /// A second key, unrelated to identity's.
@@ -83,7 +142,10 @@ async fn a_customer_cannot_call_an_admin_rpc() {
     let id = identity().await;
     let (_, customer) = id.customer().await;
     let status = assert_code(
-        id.client().await.create_client(authed(CreateClientRequest { name: "x".into() }, &customer)).await,
+        id.client()
+            .await
+            .create_client(authed(CreateClientRequest { name: "x".into() }, &customer))
+            .await,
         Code::PermissionDenied,
     );
     assert!(!status.message().is_empty());
@@ -94,7 +156,14 @@ async fn health_reports_serving_with_its_dependencies_up() {
     let id = identity().await;
     let mut health = HealthClient::new(mercato_testkit::channel(id.addr).await);
     for service in ["", "mercato.identity.v1.IdentityService"] {
-        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status();
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
         assert_eq!(status, ServingStatus::Serving);
     }
 }

@@ -1,4 +1,7 @@
-use mercato::pb::identity::v1::{CreateClientRequest, IssueTokenRequest, RegisterRequest, RevokeTokenRequest, SetUserRolesRequest};
+use mercato::pb::identity::v1::{
+    CreateClientRequest, IssueTokenRequest, RegisterRequest, RevokeTokenRequest,
+    SetUserRolesRequest,
+};
 use mercato_testkit::authed;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -17,14 +20,52 @@ fn violated_fields(status: &tonic::Status) -> Vec<String> {
 async fn registration_reports_every_invalid_field() {
     let id = identity().await;
     let cases = [
-        (RegisterRequest { email: String::new(), password: String::new(), display_name: String::new() }, vec!["email", "password", "display_name"]),
-        (RegisterRequest { email: "not-an-email".into(), password: "long enough pw".into(), display_name: "A".into() }, vec!["email"]),
-        (RegisterRequest { email: "a@example.com".into(), password: "short".into(), display_name: "A".into() }, vec!["password"]),
-        (RegisterRequest { email: "a@example.com".into(), password: "long enough pw".into(), display_name: "x".repeat(101) }, vec!["display_name"]),
-        (RegisterRequest { email: format!("{}@example.com", "a".repeat(300)), password: "p".repeat(129), display_name: "A".into() }, vec!["email", "password"]),
+        (
+            RegisterRequest {
+                email: String::new(),
+                password: String::new(),
+                display_name: String::new(),
+            },
+            vec!["email", "password", "display_name"],
+        ),
+        (
+            RegisterRequest {
+                email: "not-an-email".into(),
+                password: "long enough pw".into(),
+                display_name: "A".into(),
+            },
+            vec!["email"],
+        ),
+        (
+            RegisterRequest {
+                email: "a@example.com".into(),
+                password: "short".into(),
+                display_name: "A".into(),
+            },
+            vec!["password"],
+        ),
+        (
+            RegisterRequest {
+                email: "a@example.com".into(),
+                password: "long enough pw".into(),
+                display_name: "x".repeat(101),
+            },
+            vec!["display_name"],
+        ),
+        (
+            RegisterRequest {
+                email: format!("{}@example.com", "a".repeat(300)),
+                password: "p".repeat(129),
+                display_name: "A".into(),
+            },
+            vec!["email", "password"],
+        ),
     ];
     for (request, fields) in cases {
-        let status = assert_code(id.client().await.register(request).await, Code::InvalidArgument);
+        let status = assert_code(
+            id.client().await.register(request).await,
+            Code::InvalidArgument,
+        );
         assert_eq!(violated_fields(&status), fields);
     }
 }
@@ -33,27 +74,71 @@ async fn registration_reports_every_invalid_field() {
 async fn an_email_is_unique_regardless_of_case() {
     let id = identity().await;
     let (email, password) = register(&id).await;
-    let again = RegisterRequest { email: email.to_uppercase(), password, display_name: "Twin".into() };
+    let again = RegisterRequest {
+        email: email.to_uppercase(),
+        password,
+        display_name: "Twin".into(),
+    };
     assert_code(id.client().await.register(again).await, Code::AlreadyExists);
 }
 
 #[tokio::test]
 async fn a_token_request_without_a_grant_is_invalid() {
     let id = identity().await;
-    let status = assert_code(id.client().await.issue_token(IssueTokenRequest { grant: None }).await, Code::InvalidArgument);
+    let status = assert_code(
+        id.client()
+            .await
+            .issue_token(IssueTokenRequest { grant: None })
+            .await,
+        Code::InvalidArgument,
+    );
     assert_eq!(violated_fields(&status), vec!["grant"]);
-    assert_code(id.client().await.revoke_token(RevokeTokenRequest { refresh_token: String::new() }).await, Code::InvalidArgument);
+    assert_code(
+        id.client()
+            .await
+            .revoke_token(RevokeTokenRequest {
+                refresh_token: String::new(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
 }
 
 #[tokio::test]
 async fn admin_calls_validate_their_input() {
     let id = identity().await;
     let admin = id.admin_token().await;
-    let bad_id = SetUserRolesRequest { user_id: "not-a-uuid".into(), roles: vec!["pirate".into()] };
-    let status = assert_code(id.client().await.set_user_roles(authed(bad_id, &admin)).await, Code::InvalidArgument);
+    let bad_id = SetUserRolesRequest {
+        user_id: "not-a-uuid".into(),
+        roles: vec!["pirate".into()],
+    };
+    let status = assert_code(
+        id.client()
+            .await
+            .set_user_roles(authed(bad_id, &admin))
+            .await,
+        Code::InvalidArgument,
+    );
     assert_eq!(violated_fields(&status), vec!["user_id", "roles"]);
-    let unknown = SetUserRolesRequest { user_id: uuid::Uuid::now_v7().to_string(), roles: vec!["admin".into()] };
-    assert_code(id.client().await.set_user_roles(authed(unknown, &admin)).await, Code::NotFound);
-    let bad_name = CreateClientRequest { name: "no spaces allowed".into() };
-    assert_code(id.client().await.create_client(authed(bad_name, &admin)).await, Code::InvalidArgument);
+    let unknown = SetUserRolesRequest {
+        user_id: uuid::Uuid::now_v7().to_string(),
+        roles: vec!["admin".into()],
+    };
+    assert_code(
+        id.client()
+            .await
+            .set_user_roles(authed(unknown, &admin))
+            .await,
+        Code::NotFound,
+    );
+    let bad_name = CreateClientRequest {
+        name: "no spaces allowed".into(),
+    };
+    assert_code(
+        id.client()
+            .await
+            .create_client(authed(bad_name, &admin))
+            .await,
+        Code::InvalidArgument,
+    );
 }

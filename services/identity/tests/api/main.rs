@@ -6,7 +6,9 @@ mod auth;
 mod bad_input;
 mod tokens;
 
-use mercato::pb::identity::v1::{IssueTokenRequest, IssueTokenResponse, PasswordGrant, RegisterRequest, issue_token_request};
+use mercato::pb::identity::v1::{
+    IssueTokenRequest, IssueTokenResponse, PasswordGrant, RegisterRequest, issue_token_request,
+};
 use mercato_testkit::{TestIdentity, unique_id};
 use tonic::Code;
 
@@ -17,7 +19,11 @@ pub const TEST_KID: &str = "test-key";
 
 /// Identity with the fixed test key.
 pub async fn identity() -> TestIdentity {
-    TestIdentity::start_with(&[("MERCATO_JWT_PRIVATE_KEY", TEST_PEM), ("MERCATO_JWT_KID", TEST_KID)]).await
+    TestIdentity::start_with(&[
+        ("MERCATO_JWT_PRIVATE_KEY", TEST_PEM),
+        ("MERCATO_JWT_KID", TEST_KID),
+    ])
+    .await
 }
 
 /// Registers a fresh user; returns (email, password).
@@ -26,18 +32,29 @@ pub async fn register(id: &TestIdentity) -> (String, String) {
     let password = "a long enough password".to_owned();
     id.client()
         .await
-        .register(RegisterRequest { email: email.clone(), password: password.clone(), display_name: "Ada".into() })
+        .register(RegisterRequest {
+            email: email.clone(),
+            password: password.clone(),
+            display_name: "Ada".into(),
+        })
         .await
         .unwrap();
     (email, password)
 }
 
 /// The password grant.
-pub async fn login(id: &TestIdentity, email: &str, password: &str) -> Result<IssueTokenResponse, tonic::Status> {
+pub async fn login(
+    id: &TestIdentity,
+    email: &str,
+    password: &str,
+) -> Result<IssueTokenResponse, tonic::Status> {
     id.client()
         .await
         .issue_token(IssueTokenRequest {
-            grant: Some(issue_token_request::Grant::Password(PasswordGrant { email: email.into(), password: password.into() })),
+            grant: Some(issue_token_request::Grant::Password(PasswordGrant {
+                email: email.into(),
+                password: password.into(),
+            })),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -45,7 +62,10 @@ pub async fn login(id: &TestIdentity, email: &str, password: &str) -> Result<Iss
 
 /// Asserts the code of a failed call.
 #[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code) -> tonic::Status {
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: Code,
+) -> tonic::Status {
     match result {
         Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
         Err(status) => {
