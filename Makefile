@@ -1,0 +1,97 @@
+# Mercato: every day-to-day command. `make` (or `make help`) lists the targets.
+# GNU make; the recipes are bash. Everything a target needs beyond a Rust toolchain and
+# Python 3 is installed into .tools/ (no root) or started by scripts/dev-infra.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# One target folder for every checkout and tool (the Docker build has its own).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/mercato/target
+export CARGO_TARGET_DIR
+
+# The servers `make run` and `make test` use; scripts/dev-infra starts local ones when these
+# do not answer. The testkit and scripts/run read the same variables.
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+REDIS_URL ?= redis://127.0.0.1:6379
+NATS_URL ?= nats://127.0.0.1:4222
+export DATABASE_URL REDIS_URL NATS_URL
+
+# buf, grpcurl, kubectl, … from scripts/install-tools.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+# Deployable binaries: one per services/<name>, plus the edge gateway once it exists.
+SERVICES := $(sort $(notdir $(patsubst %/Cargo.toml,%,$(wildcard services/*/Cargo.toml))))
+BINARIES := $(SERVICES) $(if $(wildcard edge-gateway/Cargo.toml),edge-gateway)
+
+.PHONY: help tools infra infra-down build fmt lint nextest unit manifests smoke test run \
+        clean-run images kind-up deploy bench
+
+help: ## List the targets
+	@echo "Mercato — make <target>"
+	@echo
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN { FS = ":.*## " } { printf "  %-12s %s\n", $$1, $$2 }'
+	@echo
+	@echo "Servers: DATABASE_URL=$(DATABASE_URL) REDIS_URL=$(REDIS_URL) NATS_URL=$(NATS_URL)"
+	@echo "Cargo target folder: $(CARGO_TARGET_DIR)"
+
+tools: ## Install buf, grpcurl, kubectl and validators into .tools/ (idempotent)
+	scripts/install-tools
+
+infra: ## Reuse or start Postgres, Redis and NATS JetStream (scripts/dev-infra up)
+	scripts/dev-infra up
+
+infra-down: ## Stop the servers `make infra` started (never a reused one)
+	scripts/dev-infra down
+
+build: ## Build every binary of the workspace (debug)
+	cargo build --workspace --bins
+
+fmt: ## Format the Rust sources
+	cargo fmt --all
+
+lint: tools ## rustfmt check, clippy -D warnings, buf lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd proto && buf lint
+
+# cargo-nextest runs the tests; a machine without it gets it once from crates.io.
+nextest:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+unit: nextest infra ## Unit and integration tests only (cargo nextest, real servers)
+	cargo nextest run --workspace --no-fail-fast
+
+manifests: ## Validate the Kubernetes manifests offline
+	scripts/validate-manifests
+
+smoke: tools infra ## Start identity and catalog and exercise them with grpcurl
+	scripts/grpcurl-smoke
+
+test: tools infra nextest ## What CI runs: lint, tests, manifests, grpcurl smoke test
+	$(MAKE) lint
+	cargo nextest run --workspace --no-fail-fast
+	$(MAKE) manifests
+	scripts/grpcurl-smoke
+
+run: tools infra ## Build and start every service locally (Ctrl-C stops all)
+	cargo build --bins $(addprefix -p ,$(BINARIES))
+	scripts/run
+
+clean-run: infra-down ## Stop the local servers, then remove .run/ (logs, dev JWT key, server data)
+	rm -rf .run
+
+images: ## Build the service images and load them into kind
+	scripts/kind-images
+
+kind-up: ## Create the local kind cluster (needs Docker and kind)
+	scripts/kind-up
+
+deploy: ## Deploy to the kind cluster and wait for every workload
+	scripts/deploy
+
+bench: ## Run the benchmarks (results go to docs/benchmarks.md)
+	@if [[ -x scripts/bench ]]; then scripts/bench; \
+	 else echo "bench: no benchmarks yet (scripts/bench does not exist); see docs/benchmarks.md"; fi
