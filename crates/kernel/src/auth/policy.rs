@@ -22,7 +22,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// True for RPCs that only service accounts may call (API.md "S"): never exposed publicly.
+    /// True for RPCs that only service accounts may call (the "S" methods of the public API): never exposed publicly.
     pub fn is_internal(&self) -> bool {
         matches!(self, Rule::Roles(roles) if !roles.is_empty() && roles.iter().all(|r| r == super::ROLE_SERVICE))
     }
