@@ -93,6 +93,43 @@ impl Amount {
         })
     }
 
+    /// `self - other`, `None` on a currency mismatch.
+    pub fn checked_sub(&self, other: &Self) -> Option<Self> {
+        (self.currency == other.currency).then(|| Self {
+            currency: self.currency.clone(),
+            nanos: self.nanos - other.nanos,
+        })
+    }
+
+    /// An amount of `total_nanos` nano-units of `currency` (the inverse of
+    /// [`Amount::total_nanos`]), e.g. for sums kept as one integer in storage.
+    pub fn from_total_nanos(currency: &str, total_nanos: i128) -> Self {
+        Self {
+            currency: currency.to_owned(),
+            nanos: total_nanos,
+        }
+    }
+
+    /// `percent` % of the amount, rounded down to the cent (1/100 unit).
+    pub fn percent_floor_cents(&self, percent: u32) -> Self {
+        const CENT: i128 = NANOS_PER_UNIT / 100;
+        let exact = self.nanos * i128::from(percent) / 100;
+        Self {
+            currency: self.currency.clone(),
+            nanos: exact.div_euclid(CENT) * CENT,
+        }
+    }
+
+    /// Whether the amount is zero.
+    pub fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+
+    /// Whether the amount is greater than zero.
+    pub fn is_positive(&self) -> bool {
+        self.nanos > 0
+    }
+
     /// The proto message.
     pub fn to_proto(&self) -> Money {
         Money {
@@ -133,9 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn percentages_round_down_to_the_cent() {
+        let a = Amount::parse(&money("EUR", 19, 990_000_000)).unwrap();
+        assert_eq!(a.percent_floor_cents(15).to_proto(), money("EUR", 2, 990_000_000));
+        assert_eq!(a.percent_floor_cents(100), a);
+        assert!(a.percent_floor_cents(0).is_zero());
+        let b = a.checked_sub(&a.percent_floor_cents(15)).unwrap();
+        assert_eq!(b.to_proto(), money("EUR", 17, 0));
+        assert_eq!(Amount::from_total_nanos("EUR", b.total_nanos()), b);
+    }
+
+    #[test]
     fn currencies_do_not_mix() {
         let eur = Amount::parse(&money("EUR", 1, 0)).unwrap();
         let usd = Amount::parse(&money("USD", 1, 0)).unwrap();
         assert!(eur.checked_add(&usd).is_none());
+        assert!(eur.checked_sub(&usd).is_none());
     }
 }

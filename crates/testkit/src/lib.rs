@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
+use mercato::pb::events::v1::Envelope;
 use mercato::pb::identity::v1::{
-    IssueTokenRequest, PasswordGrant, RegisterRequest, issue_token_request,
+    ClientCredentialsGrant, CreateClientRequest, IssueTokenRequest, PasswordGrant,
+    RegisterRequest, issue_token_request,
 };
 use mercato_kernel::{RunningService, ServiceConfig};
 use tonic::metadata::MetadataValue;
@@ -209,6 +211,133 @@ impl TestIdentity {
             .into_inner()
             .access_token
     }
+}
+
+/// A service account created in a test identity.
+#[derive(Debug, Clone)]
+pub struct ServiceAccount {
+    /// `MERCATO_CLIENT_ID` of the service using it.
+    pub client_id: String,
+    /// `MERCATO_CLIENT_SECRET`.
+    pub client_secret: String,
+}
+
+impl TestIdentity {
+    /// Creates a service account (role `service`) through the admin API.
+    pub async fn service_account(&self, name: &str) -> ServiceAccount {
+        let admin = self.admin_token().await;
+        let created = self
+            .client()
+            .await
+            .create_client(authed(CreateClientRequest { name: name.into() }, &admin))
+            .await
+            .expect("create client")
+            .into_inner();
+        ServiceAccount {
+            client_id: created.client.expect("client").id,
+            client_secret: created.client_secret,
+        }
+    }
+
+    /// An access token of a fresh service account (role `service`).
+    pub async fn service_token(&self) -> String {
+        let account = self.service_account("test-service").await;
+        self.client()
+            .await
+            .issue_token(IssueTokenRequest {
+                grant: Some(issue_token_request::Grant::ClientCredentials(
+                    ClientCredentialsGrant {
+                        client_id: account.client_id,
+                        client_secret: account.client_secret,
+                    },
+                )),
+            })
+            .await
+            .expect("client credentials")
+            .into_inner()
+            .access_token
+    }
+}
+
+/// The environment a service needs to call its peers as a service account of `identity`.
+pub async fn service_identity_env(
+    identity: &TestIdentity,
+    service: &str,
+    env: &mut HashMap<String, String>,
+) {
+    let account = identity.service_account(service).await;
+    env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
+    env.insert("MERCATO_CLIENT_ID".into(), account.client_id);
+    env.insert("MERCATO_CLIENT_SECRET".into(), account.client_secret);
+}
+
+/// Asserts that `result` failed with `code`; returns the status for further checks.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+) -> tonic::Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{status:?}");
+            status
+        }
+    }
+}
+
+/// The fields named in the status's BadRequest field violations.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The NATS server tests use (`NATS_URL`).
+pub fn nats_url() -> String {
+    server_url("NATS_URL", "nats://127.0.0.1:4222")
+}
+
+/// Reads exactly `expected` events from the `domain` stream of `namespace` (waiting up to 10 s
+/// for each), checks that no further event arrives, then deletes the stream.
+pub async fn read_stream(namespace: &str, domain: &str, expected: usize) -> Vec<Envelope> {
+    use futures::StreamExt as _;
+    use prost::Message as _;
+    use std::time::Duration;
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("nats"));
+    let stream_name = mercato_kernel::events::stream_name(namespace, domain);
+    let stream = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(stream) = js.get_stream(&stream_name).await {
+                break stream;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("stream created");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await
+        .expect("consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    while out.len() < expected {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {expected} events published", out.len()))
+            .expect("message")
+            .expect("message");
+        out.push(Envelope::decode(message.payload.as_ref()).expect("envelope"));
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(700), messages.next()).await;
+    assert!(extra.is_err(), "more events than expected");
+    let _ = js.delete_stream(&stream_name).await;
+    out
 }
 
 /// A connected channel to `addr`.

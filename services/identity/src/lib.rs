@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use mercato::pb::identity::v1::identity_service_server::IdentityServiceServer;
-use mercato_kernel::auth::{DEFAULT_ISSUER, ROLE_ADMIN, ROLE_CUSTOMER, Verifier};
+use mercato_kernel::auth::{DEFAULT_ISSUER, ROLE_ADMIN, ROLE_CUSTOMER, ROLE_SERVICE, Verifier};
 use mercato_kernel::config::{ConfigError, Env, Vars};
+use domain::parse_client_name;
 use mercato_kernel::serve::Services;
 use mercato_kernel::{RunningService, ServeError, ServiceConfig, ServiceHost};
 
@@ -36,6 +37,59 @@ pub struct Settings {
     pub refresh_ttl: Duration,
     /// Administrator created on first start (`MERCATO_ADMIN_EMAIL`, `MERCATO_ADMIN_PASSWORD`).
     pub admin: Option<(String, String)>,
+    /// Service accounts provisioned at start-up (`MERCATO_SERVICE_CLIENTS`), so a deployment
+    /// can hand each service its credentials from a Secret before anyone can call CreateClient.
+    pub service_clients: Vec<BootstrapClient>,
+}
+
+/// A service account given in configuration: `name:client_id:client_secret`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootstrapClient {
+    /// Account name, e.g. "order".
+    pub name: String,
+    /// Its id (a UUID), chosen by the deployment.
+    pub id: uuid::Uuid,
+    /// Its secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for BootstrapClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapClient")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `MERCATO_SERVICE_CLIENTS`: comma-separated `name:client_id:client_secret`.
+fn parse_service_clients(raw: &str) -> Result<Vec<BootstrapClient>, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        key: "MERCATO_SERVICE_CLIENTS".into(),
+        value: "(hidden)".into(),
+        reason: reason.into(),
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let mut parts = entry.splitn(3, ':');
+            let (Some(name), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(invalid("expected name:client_id:client_secret"));
+            };
+            let name = parse_client_name(name).map_err(invalid)?;
+            let id = uuid::Uuid::parse_str(id).map_err(|_| invalid("client_id is not a UUID"))?;
+            if secret.len() < 16 {
+                return Err(invalid("client_secret must have at least 16 characters"));
+            }
+            Ok(BootstrapClient {
+                name,
+                id,
+                secret: secret.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Identity could not start.
@@ -96,6 +150,7 @@ impl Settings {
                 Duration::from_secs(30 * 24 * 3600),
             )?,
             admin,
+            service_clients: parse_service_clients(&vars.get_or("MERCATO_SERVICE_CLIENTS", ""))?,
         })
     }
 }
@@ -114,6 +169,9 @@ pub async fn start(
     if let Some((email, password)) = &settings.admin {
         ensure_admin(&db, email, password).await?;
     }
+    for client in &settings.service_clients {
+        ensure_client(&db, client).await?;
+    }
     let verifier = Verifier::with_keys(std::slice::from_ref(settings.keys.jwk()), &settings.issuer);
     let api = api::IdentityApi::new(db, Arc::new(settings), host.outbox.clone());
     let max = host.config.max_message_bytes;
@@ -123,6 +181,28 @@ pub async fn start(
             .max_encoding_message_size(max),
     );
     Ok(host.with_verifier(verifier).serve(services).await?)
+}
+
+/// Creates or updates a configured service account, so a rotated secret takes effect on restart.
+async fn ensure_client(
+    db: &mercato_kernel::db::DbPool,
+    client: &BootstrapClient,
+) -> Result<(), StartError> {
+    let mut conn = db
+        .get()
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))?;
+    store::upsert_client(
+        &mut conn,
+        client.id,
+        &client.name,
+        &tokens::secret_hash(&client.secret),
+        &[ROLE_SERVICE],
+    )
+    .await
+    .map_err(|e| StartError::Admin(format!("service client {}: {e}", client.name)))?;
+    tracing::info!(client_id = %client.id, name = %client.name, "service client provisioned");
+    Ok(())
 }
 
 /// Creates the administrator on first start; an existing account is left as it is.
@@ -160,4 +240,35 @@ async fn ensure_admin(
         tracing::info!(email = %new.email.as_str(), "created administrator account");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_clients_parse_from_configuration() {
+        let clients = parse_service_clients(
+            "order:0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0b:order-secret-0123456789, ,\
+             basket:0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0c:basket-secret-012345:with-colon",
+        )
+        .unwrap();
+        assert_eq!(clients.len(), 2);
+        assert_eq!(clients[0].name, "order");
+        assert_eq!(clients[1].secret, "basket-secret-012345:with-colon");
+        assert!(!format!("{:?}", clients[0]).contains("secret-0123"));
+    }
+
+    #[test]
+    fn malformed_service_clients_are_rejected_without_echoing_secrets() {
+        for raw in [
+            "order",
+            "order:not-a-uuid:order-secret-0123456789",
+            "order:0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0b:short",
+        ] {
+            let err = parse_service_clients(raw).unwrap_err().to_string();
+            assert!(err.contains("MERCATO_SERVICE_CLIENTS"), "{err}");
+            assert!(!err.contains("short"), "{err}");
+        }
+    }
 }

@@ -187,6 +187,33 @@ pub async fn insert_client(
         .await
 }
 
+/// Stores a service account with a given id, replacing the name, secret and roles of an
+/// existing one.
+pub async fn upsert_client(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    name: &str,
+    secret_hash: &[u8],
+    roles: &[&str],
+) -> QueryResult<usize> {
+    diesel::insert_into(clients::table)
+        .values((
+            clients::id.eq(id),
+            clients::name.eq(name),
+            clients::secret_hash.eq(secret_hash),
+            clients::roles.eq(roles),
+        ))
+        .on_conflict(clients::id)
+        .do_update()
+        .set((
+            clients::name.eq(name),
+            clients::secret_hash.eq(secret_hash),
+            clients::roles.eq(roles),
+        ))
+        .execute(conn)
+        .await
+}
+
 /// The service account with `id`.
 pub async fn client_by_id(
     conn: &mut AsyncPgConnection,

@@ -1,9 +1,6 @@
-use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands as _;
-use futures::StreamExt as _;
 use mercato::pb::catalog::v1::{GetProductRequest, PriceChanged, Product, UpdateProductRequest};
-use mercato::pb::events::v1::Envelope;
 use mercato_kernel::ServiceConfig;
 use mercato_testkit::{TestDatabase, TestIdentity, authed, service_env};
 use prost::Message as _;
@@ -133,7 +130,7 @@ async fn product_events_reach_jetstream_exactly_once() {
         .unwrap();
 
     let namespace = &catalog.identity.namespace;
-    let envelopes = read_stream(namespace, "catalog", 3).await;
+    let envelopes = mercato_testkit::read_stream(namespace, "catalog", 3).await;
     let types: Vec<&str> = envelopes.iter().map(|e| e.r#type.as_str()).collect();
     assert_eq!(
         types,
@@ -187,42 +184,7 @@ async fn events_written_while_nats_is_down_are_published_when_it_returns() {
     let online = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false)
         .await
         .unwrap();
-    let envelopes = read_stream(&identity.namespace, "catalog", 1).await;
+    let envelopes = mercato_testkit::read_stream(&identity.namespace, "catalog", 1).await;
     assert_eq!(envelopes[0].r#type, "mercato.catalog.v1.ProductCreated");
     online.stop().await.unwrap();
-}
-
-/// Reads `expected` messages from the domain's stream, then checks nothing more arrives.
-async fn read_stream(namespace: &str, domain: &str, expected: usize) -> Vec<Envelope> {
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-    let stream_name = mercato_kernel::events::stream_name(namespace, domain);
-    let stream = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(stream) = js.get_stream(&stream_name).await {
-                break stream;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("stream created");
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut out = Vec::new();
-    while out.len() < expected {
-        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("event published")
-            .unwrap()
-            .unwrap();
-        out.push(Envelope::decode(message.payload.as_ref()).unwrap());
-    }
-    let extra = tokio::time::timeout(Duration::from_millis(700), messages.next()).await;
-    assert!(extra.is_err(), "more events than expected");
-    let _ = js.delete_stream(&stream_name).await;
-    out
 }

@@ -2,6 +2,8 @@
 //! service issuing the tokens. Each test has its own databases, Redis prefix and NATS namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub use mercato_testkit::{assert_code, violated_fields};
+
 mod cache_and_events;
 mod products;
 
@@ -102,25 +104,3 @@ pub fn product(sku: &str, name: &str, cents: i64, category_id: &str) -> Product 
     }
 }
 
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: tonic::Code,
-) -> tonic::Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{status:?}");
-            status
-        }
-    }
-}
-
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt as _;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}

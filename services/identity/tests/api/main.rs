@@ -2,6 +2,8 @@
 //! identity on an ephemeral port with its own database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub use mercato_testkit::{assert_code, violated_fields};
+
 mod auth;
 mod bad_input;
 mod tokens;
@@ -60,17 +62,3 @@ pub async fn login(
         .map(tonic::Response::into_inner)
 }
 
-/// Asserts the code of a failed call.
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: Code,
-) -> tonic::Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{status:?}");
-            status
-        }
-    }
-}

@@ -1,0 +1,3 @@
+//! The basket binary.
+
+fn main() {}

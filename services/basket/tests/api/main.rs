@@ -1,0 +1,1 @@
+//! basket integration tests.

@@ -1,0 +1,3 @@
+//! The discount binary.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The inventory binary.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The order binary.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Mercato payment service.

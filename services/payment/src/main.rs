@@ -1,0 +1,3 @@
+//! The payment binary.
+
+fn main() {}
