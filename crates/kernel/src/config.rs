@@ -149,6 +149,54 @@ pub struct ServiceConfig {
     pub shutdown_grace: Duration,
     /// Largest accepted gRPC message in bytes (`MERCATO_MAX_MESSAGE_BYTES`, default 4 MiB).
     pub max_message_bytes: usize,
+    /// Where each peer answers: `MERCATO_UPSTREAM_<SERVICE>` (e.g. `MERCATO_UPSTREAM_ORDER_QUERY`),
+    /// default `http://127.0.0.1:<its local port>`.
+    pub upstreams: HashMap<String, String>,
+    /// This service's account for calling peers (`MERCATO_CLIENT_ID`, `MERCATO_CLIENT_SECRET`).
+    pub client_credentials: Option<ClientCredentials>,
+    /// Longest a single call to a peer may take, retries included, when the caller's own
+    /// deadline is not shorter (`MERCATO_CALL_TIMEOUT_MS`, default 5000).
+    pub call_timeout: Duration,
+}
+
+/// A service account's credentials; the secret never appears in `Debug` output.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    /// The client id (a UUID issued by identity).
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every component of the mesh, in port order.
+pub const SERVICES: [&str; 11] = [
+    "identity",
+    "catalog",
+    "inventory",
+    "basket",
+    "discount",
+    "payment",
+    "order",
+    "order-query",
+    "review",
+    "notification",
+    "statistics",
+];
+
+/// `MERCATO_UPSTREAM_<SERVICE>` for a component name.
+pub fn upstream_var(service: &str) -> String {
+    format!(
+        "MERCATO_UPSTREAM_{}",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 impl ServiceConfig {
@@ -186,7 +234,7 @@ impl ServiceConfig {
             nats_url: vars.get("NATS_URL"),
             namespace: vars.get_or("MERCATO_NAMESPACE", "mercato"),
             identity_url: vars
-                .get("MERCATO_UPSTREAM_IDENTITY")
+                .get(&upstream_var("identity"))
                 .unwrap_or_else(|| format!("http://127.0.0.1:{}", default_grpc_port("identity"))),
             jwt_issuer: vars.get_or("MERCATO_JWT_ISSUER", crate::auth::DEFAULT_ISSUER),
             log_format,
@@ -194,6 +242,28 @@ impl ServiceConfig {
             shutdown_grace: vars
                 .seconds_or("MERCATO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
             max_message_bytes: vars.parse_or("MERCATO_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)?,
+            upstreams: SERVICES
+                .iter()
+                .map(|peer| {
+                    let url = vars.get(&upstream_var(peer)).unwrap_or_else(|| {
+                        format!("http://127.0.0.1:{}", default_grpc_port(peer))
+                    });
+                    ((*peer).to_owned(), url)
+                })
+                .collect(),
+            client_credentials: match (vars.get("MERCATO_CLIENT_ID"), vars.get("MERCATO_CLIENT_SECRET")) {
+                (Some(client_id), Some(client_secret)) => Some(ClientCredentials {
+                    client_id,
+                    client_secret,
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Missing(
+                        "MERCATO_CLIENT_ID and MERCATO_CLIENT_SECRET together".into(),
+                    ));
+                }
+            },
+            call_timeout: Duration::from_millis(vars.parse_or("MERCATO_CALL_TIMEOUT_MS", 5000)?),
         })
     }
 
@@ -238,6 +308,31 @@ mod tests {
             ServiceConfig::from_source("catalog", &env(&[("MERCATO_GRPC_ADDR", "127.0.0.1:7000")]))
                 .unwrap();
         assert_eq!(config.admin_addr.to_string(), "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn upstreams_default_to_local_ports_and_follow_their_variables() {
+        let config = ServiceConfig::from_source(
+            "order",
+            &env(&[("MERCATO_UPSTREAM_ORDER_QUERY", "http://order-query:50051")]),
+        )
+        .unwrap();
+        assert_eq!(config.upstreams["inventory"], "http://127.0.0.1:50063");
+        assert_eq!(config.upstreams["order-query"], "http://order-query:50051");
+        assert!(config.client_credentials.is_none());
+    }
+
+    #[test]
+    fn client_credentials_come_in_pairs_and_hide_the_secret() {
+        assert!(
+            ServiceConfig::from_source("order", &env(&[("MERCATO_CLIENT_ID", "x")])).is_err()
+        );
+        let config = ServiceConfig::from_source(
+            "order",
+            &env(&[("MERCATO_CLIENT_ID", "x"), ("MERCATO_CLIENT_SECRET", "s3cr3t")]),
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cr3t"));
     }
 
     #[test]

@@ -47,7 +47,10 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = tracing::instrument::Instrumented<S::Future>;
+    type Future = tokio::task::futures::TaskLocalFuture<
+        crate::client::CallContext,
+        tracing::instrument::Instrumented<S::Future>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -75,7 +78,8 @@ where
             request_id = %request_id,
         );
         let _ = span.set_parent(parent);
-        self.inner.call(req).instrument(span)
+        // Calls made while serving this request inherit its deadline and request id.
+        crate::client::CallContext::from_headers(req.headers()).scope(self.inner.call(req).instrument(span))
     }
 }
 
