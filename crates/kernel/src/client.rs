@@ -36,7 +36,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type PeerChannel = BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
-    BoxError,
+    std::convert::Infallible,
 >;
 
 /// A peer could not be set up.

@@ -1,6 +1,7 @@
 //! The outermost layer: a call that fails below (connection refused, reset, protocol error)
 //! comes back as a gRPC UNAVAILABLE naming the peer, never as an opaque transport error.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -50,8 +51,10 @@ where
     S::Future: Send,
 {
     type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    // Every failure is already a gRPC status in the response: a concrete, lifetime-free
+    // error type also keeps generated clients usable in `Send` futures.
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))

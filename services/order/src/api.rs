@@ -1,0 +1,412 @@
+//! The gRPC surface of the order write side.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel_async::AsyncConnection as _;
+use mercato::pb::catalog::v1::BatchGetProductsRequest;
+use mercato::pb::discount::v1::{QuoteDiscountRequest, quote_discount_response};
+use mercato::pb::order::v1 as pb;
+use mercato::pb::order::v1::order_service_server::OrderService;
+use mercato_kernel::auth::Principal;
+use mercato_kernel::db::{DbConn, DbPool};
+use mercato_kernel::error::{self, FieldViolations};
+use mercato_kernel::events::outbox::{self, OutboxNotifier};
+use mercato_kernel::money::Amount;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::domain::{self, NewOrder, PricedLine, PricingError, Status as OrderState, Step};
+use crate::messages;
+use crate::saga::{PeerClients, Saga};
+use crate::store::{self, InsertOrder, StoredOrder, Transition};
+
+/// How often a retried PlaceOrder looks whether the original attempt has finished.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+/// Longest such wait when the caller set no deadline.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// The order service.
+#[derive(Clone)]
+pub struct OrderApi {
+    db: DbPool,
+    peers: PeerClients,
+    saga: Saga,
+    outbox: OutboxNotifier,
+}
+
+impl OrderApi {
+    /// The service over its pool, peers and saga runner.
+    pub fn new(db: DbPool, peers: PeerClients, saga: Saga, outbox: OutboxNotifier) -> Self {
+        Self {
+            db,
+            peers,
+            saga,
+            outbox,
+        }
+    }
+
+    async fn conn(&self) -> Result<DbConn, Status> {
+        self.db.get().await.map_err(error::pool)
+    }
+
+    /// Prices the items from the catalog: names and prices are never taken from the client.
+    async fn price(&self, order: &NewOrder) -> Result<(String, Vec<PricedLine>), Status> {
+        let ids = order.items.iter().map(|i| i.product_id.clone()).collect();
+        let found = self
+            .peers
+            .catalog
+            .clone()
+            .batch_get_products(BatchGetProductsRequest { ids })
+            .await?
+            .into_inner();
+        let mut violations = FieldViolations::new();
+        let mut lines = Vec::with_capacity(order.items.len());
+        let mut currency: Option<String> = None;
+        for (i, item) in order.items.iter().enumerate() {
+            let Some(product) = found
+                .products
+                .iter()
+                .find(|p| p.id.eq_ignore_ascii_case(&item.product_id))
+            else {
+                violations.add(format!("items[{i}].product_id"), "no such product");
+                continue;
+            };
+            let price = product
+                .price
+                .as_ref()
+                .and_then(|p| Amount::parse_positive(p).ok())
+                .ok_or_else(|| error::internal(format!("catalog price of {} unusable", product.id)))?;
+            match &currency {
+                None => currency = Some(price.currency().to_owned()),
+                Some(c) if c != price.currency() => {
+                    violations.add(
+                        format!("items[{i}].product_id"),
+                        format!("is priced in {}, the rest of the order in {c}", price.currency()),
+                    );
+                }
+                Some(_) => {}
+            }
+            lines.push(PricedLine {
+                product_id: item.product_id.clone(),
+                name: product.name.clone(),
+                quantity: item.quantity,
+                unit_price_nanos: i64::try_from(price.total_nanos())
+                    .map_err(|_| error::invalid_argument(format!("items[{i}].product_id"), "price too large"))?,
+            });
+        }
+        violations.into_result()?;
+        let currency = currency.ok_or_else(|| error::invalid_argument("items", "is empty"))?;
+        Ok((currency, lines))
+    }
+
+    /// The discount the coupon would give now; the saga redeems it for real.
+    async fn quote(&self, code: &str, currency: &str, subtotal: i64) -> Result<i64, Status> {
+        let request = QuoteDiscountRequest {
+            code: code.to_owned(),
+            subtotal: Some(Amount::from_total_nanos(currency, i128::from(subtotal)).to_proto()),
+        };
+        let quote = self.peers.discount.clone().quote_discount(request).await?.into_inner();
+        match quote.outcome {
+            Some(quote_discount_response::Outcome::Discount(money)) => Ok(Amount::parse(&money)
+                .ok()
+                .and_then(|a| i64::try_from(a.total_nanos()).ok())
+                .unwrap_or(0)
+                .clamp(0, subtotal)),
+            Some(quote_discount_response::Outcome::InapplicableReason(reason)) => {
+                let reason = mercato::pb::discount::v1::InapplicableReason::try_from(reason)
+                    .map(|r| r.as_str_name().trim_start_matches("INAPPLICABLE_REASON_").to_owned())
+                    .unwrap_or_else(|_| "INAPPLICABLE".into());
+                Err(error::failed_precondition(
+                    &format!("COUPON_{reason}"),
+                    format!("coupon {code} cannot be used: {}", quote.message),
+                ))
+            }
+            None => Err(error::internal("discount quote without an outcome")),
+        }
+    }
+
+    /// A PlaceOrder whose key was used before: the same order, once it is settled.
+    async fn existing(
+        &self,
+        existing: StoredOrder,
+        order: &NewOrder,
+    ) -> Result<StoredOrder, Status> {
+        if existing.order.request_hash != order.fingerprint() {
+            return Err(error::failed_precondition(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this idempotency_key was used for a different order; use a new key for a new order",
+            ));
+        }
+        let id = existing.order.id;
+        if existing.order.step() == Step::Done {
+            return Ok(existing);
+        }
+        // The first attempt may have died (its lease ran out): this retry carries the card,
+        // so it can finish the checkout itself.
+        {
+            let mut conn = self.conn().await?;
+            if let Some(taken) = store::take_lease(&mut conn, id, self.saga.lease_until())
+                .await
+                .map_err(error::database)?
+            {
+                drop(conn);
+                return self.saga.drive(taken, Some(&order.card)).await;
+            }
+        }
+        let wait = mercato_kernel::client::remaining()
+            .map_or(MAX_WAIT, |left| left.saturating_sub(Duration::from_millis(100)))
+            .min(MAX_WAIT);
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let current = {
+                let mut conn = self.conn().await?;
+                store::find(&mut conn, id)
+                    .await
+                    .map_err(error::database)?
+                    .ok_or_else(|| error::not_found("order", &id.to_string()))?
+            };
+            if current.order.step() == Step::Done || tokio::time::Instant::now() >= until {
+                return Ok(current);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    async fn load_owned(&self, id: &str, principal: &Principal) -> Result<StoredOrder, Status> {
+        let uuid = Uuid::parse_str(id).map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
+        let mut conn = self.conn().await?;
+        let order = store::find(&mut conn, uuid)
+            .await
+            .map_err(error::database)?
+            .ok_or_else(|| error::not_found("order", id))?;
+        principal.require_owner_or_admin(&order.order.user_id, "order", id)?;
+        Ok(order)
+    }
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn place_order(
+        &self,
+        request: Request<pb::PlaceOrderRequest>,
+    ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        if principal.is_service() {
+            return Err(error::permission_denied(
+                "USER_REQUIRED",
+                "orders are placed with the buyer's token, not a service token",
+            ));
+        }
+        let order = NewOrder::parse(request.into_inner(), Utc::now()).map_err(FieldViolations::into_status)?;
+        let user_id = principal.subject.as_str();
+
+        let known = {
+            let mut conn = self.conn().await?;
+            store::find_by_key(&mut conn, user_id, &order.idempotency_key)
+                .await
+                .map_err(error::database)?
+        };
+        if let Some(existing) = known {
+            let settled = self.existing(existing, &order).await?;
+            return Ok(Response::new(pb::PlaceOrderResponse {
+                order: Some(messages::order(&settled)),
+            }));
+        }
+
+        let (currency, lines) = self.price(&order).await?;
+        let subtotal = domain::subtotal_nanos(&lines).map_err(|e| match e {
+            PricingError::TooLarge => error::invalid_argument("items", "the order total is too large"),
+            PricingError::MixedCurrencies => error::invalid_argument("items", "products have different currencies"),
+        })?;
+        let discount = match &order.coupon_code {
+            Some(code) => self.quote(code, &currency, subtotal).await?,
+            None => 0,
+        };
+
+        let id = Uuid::now_v7();
+        let hash = order.fingerprint();
+        let insert = InsertOrder {
+            id,
+            user_id,
+            idempotency_key: &order.idempotency_key,
+            request_hash: &hash,
+            status: OrderState::Pending.as_str(),
+            currency: &currency,
+            subtotal_nanos: subtotal,
+            discount_nanos: discount,
+            coupon_code: order.coupon_code.as_deref().unwrap_or(""),
+            ship_name: order.address.name.trim(),
+            ship_line1: order.address.line1.trim(),
+            ship_line2: order.address.line2.trim(),
+            ship_city: order.address.city.trim(),
+            ship_postal_code: order.address.postal_code.trim(),
+            ship_country: &order.address.country,
+            saga_step: Step::Reserve.as_str(),
+            saga_lease_until: Some(self.saga.lease_until()),
+        };
+        let inserted = {
+            let mut conn = self.conn().await?;
+            conn.transaction(async |conn| {
+                let Some(stored) = store::insert_order(conn, &insert, &lines).await? else {
+                    return Ok(None);
+                };
+                outbox::enqueue(conn, "order", &id.to_string(), &messages::placed(&stored)).await?;
+                Ok::<_, diesel::result::Error>(Some(stored))
+            })
+            .await
+            .map_err(error::database)?
+        };
+        let settled = match inserted {
+            Some(stored) => {
+                self.outbox.notify();
+                tracing::info!(order_id = %id, %user_id, "order placed");
+                self.saga.drive(stored, Some(&order.card)).await?
+            }
+            // A concurrent retry with the same key inserted first.
+            None => {
+                let existing = {
+                    let mut conn = self.conn().await?;
+                    store::find_by_key(&mut conn, user_id, &order.idempotency_key)
+                        .await
+                        .map_err(error::database)?
+                        .ok_or_else(|| error::internal("order vanished after a key conflict"))?
+                };
+                self.existing(existing, &order).await?
+            }
+        };
+        Ok(Response::new(pb::PlaceOrderResponse {
+            order: Some(messages::order(&settled)),
+        }))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::CancelOrderResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let req = request.into_inner();
+        if req.reason.chars().count() > 500 {
+            return Err(error::invalid_argument("reason", "must be at most 500 characters"));
+        }
+        let order = self.load_owned(&req.id, &principal).await?;
+        match (order.order.status(), order.order.step()) {
+            (OrderState::Cancelled, _) => {
+                return Ok(Response::new(pb::CancelOrderResponse {
+                    order: Some(messages::order(&order)),
+                }));
+            }
+            (OrderState::Shipped, _) => {
+                return Err(error::failed_precondition(
+                    "ORDER_SHIPPED",
+                    "the order has shipped and can no longer be cancelled",
+                ));
+            }
+            (OrderState::Confirmed, Step::Done) => {}
+            _ => {
+                return Err(error::failed_precondition(
+                    "ORDER_IN_PROGRESS",
+                    "the order is still being processed; try again in a moment",
+                ));
+            }
+        }
+        let by = if principal.subject == order.order.user_id { "customer" } else { "admin" };
+        let reason = if req.reason.trim().is_empty() {
+            format!("cancelled by the {by}")
+        } else {
+            req.reason.trim().to_owned()
+        };
+        let Some(compensating) = self.saga.fail(&order, &reason, &principal.subject, None).await? else {
+            return Err(error::with_reason(
+                tonic::Code::Aborted,
+                "CONCURRENT_CHANGE",
+                "the order changed meanwhile; read it again",
+            ));
+        };
+        let settled = self.saga.drive(compensating, None).await?;
+        Ok(Response::new(pb::CancelOrderResponse {
+            order: Some(messages::order(&settled)),
+        }))
+    }
+
+    async fn ship_order(
+        &self,
+        request: Request<pb::ShipOrderRequest>,
+    ) -> Result<Response<pb::ShipOrderResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let req = request.into_inner();
+        let tracking = req.tracking_number.trim();
+        if tracking.is_empty()
+            || tracking.len() > 64
+            || !tracking.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(error::invalid_argument(
+                "tracking_number",
+                "must be 1 to 64 letters, digits or '-'",
+            ));
+        }
+        let order = self.load_owned(&req.id, &principal).await?;
+        match (order.order.status(), order.order.step()) {
+            (OrderState::Shipped, _) if order.order.tracking_number == tracking => {
+                return Ok(Response::new(pb::ShipOrderResponse {
+                    order: Some(messages::order(&order)),
+                }));
+            }
+            (OrderState::Confirmed, Step::Done) => {}
+            (state, _) => {
+                return Err(error::failed_precondition(
+                    "ORDER_NOT_SHIPPABLE",
+                    format!("only a confirmed order can ship; this one is {}", state.as_str()),
+                ));
+            }
+        }
+        let mut conn = self.conn().await?;
+        let id = order.order.id;
+        let shipped = conn
+            .transaction(async |conn| {
+                let change = Transition {
+                    status: Some(OrderState::Shipped.as_str()),
+                    tracking_number: Some(tracking),
+                    version: Some(order.order.version + 1),
+                    updated_at: Some(Utc::now()),
+                    ..Transition::default()
+                };
+                let Some(updated) =
+                    store::transition(conn, id, Step::Done, order.order.version, &change).await?
+                else {
+                    return Ok(None);
+                };
+                outbox::enqueue(conn, "order", &id.to_string(), &messages::shipped(&updated)).await?;
+                Ok::<_, diesel::result::Error>(Some(updated))
+            })
+            .await
+            .map_err(error::database)?
+            .ok_or_else(|| {
+                error::with_reason(
+                    tonic::Code::Aborted,
+                    "CONCURRENT_CHANGE",
+                    "the order changed meanwhile; read it again",
+                )
+            })?;
+        self.outbox.notify();
+        Ok(Response::new(pb::ShipOrderResponse {
+            order: Some(messages::order(&shipped)),
+        }))
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::GetOrderResponse>, Status> {
+        let id = request.into_inner().id;
+        let uuid = Uuid::parse_str(&id).map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
+        let mut conn = self.conn().await?;
+        let order = store::find(&mut conn, uuid)
+            .await
+            .map_err(error::database)?
+            .ok_or_else(|| error::not_found("order", &id))?;
+        Ok(Response::new(pb::GetOrderResponse {
+            order: Some(messages::order(&order)),
+        }))
+    }
+}

@@ -1,0 +1,436 @@
+//! What an order is made of, and the rules of a valid PlaceOrder request, free of I/O.
+
+use std::collections::HashSet;
+
+use mercato::pb::order::v1 as pb;
+use mercato::pb::payment::v1::Card;
+use mercato_kernel::error::FieldViolations;
+use sha2::{Digest as _, Sha256};
+
+/// Most lines an order may have.
+pub const MAX_LINES: usize = 50;
+/// Most units of one product per order.
+pub const MAX_QUANTITY: i32 = 99;
+
+/// Where an order stands (the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The saga is running.
+    Pending,
+    /// Paid and stock committed.
+    Confirmed,
+    /// Ended without a sale; everything taken was given back.
+    Cancelled,
+    /// Handed to the carrier.
+    Shipped,
+}
+
+impl Status {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::Shipped => "shipped",
+        }
+    }
+
+    /// From the column value; unknown values read as pending (the CHECK constraint rules
+    /// them out).
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "confirmed" => Self::Confirmed,
+            "cancelled" => Self::Cancelled,
+            "shipped" => Self::Shipped,
+            _ => Self::Pending,
+        }
+    }
+
+    /// The proto enum.
+    pub fn to_proto(self) -> pb::OrderStatus {
+        match self {
+            Self::Pending => pb::OrderStatus::Pending,
+            Self::Confirmed => pb::OrderStatus::Confirmed,
+            Self::Cancelled => pb::OrderStatus::Cancelled,
+            Self::Shipped => pb::OrderStatus::Shipped,
+        }
+    }
+}
+
+/// The saga's next step (the `saga_step` column). Forward steps run in this order; any
+/// failure switches to `Compensate`, which gives back whatever was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Reserve the stock of every line.
+    Reserve,
+    /// Redeem the coupon.
+    Redeem,
+    /// Charge the card.
+    Charge,
+    /// Turn the reservation into a sale.
+    Commit,
+    /// Refund, release the coupon and the stock, then cancel.
+    Compensate,
+    /// Nothing left to do.
+    Done,
+}
+
+impl Step {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserve => "reserve",
+            Self::Redeem => "redeem",
+            Self::Charge => "charge",
+            Self::Commit => "commit",
+            Self::Compensate => "compensate",
+            Self::Done => "done",
+        }
+    }
+
+    /// From the column value.
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "reserve" => Self::Reserve,
+            "redeem" => Self::Redeem,
+            "charge" => Self::Charge,
+            "commit" => Self::Commit,
+            "compensate" => Self::Compensate,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// One requested line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Catalog product id (a UUID).
+    pub product_id: String,
+    /// Units, 1..=99.
+    pub quantity: i32,
+}
+
+/// A validated PlaceOrder request.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// What to buy, in request order.
+    pub items: Vec<Item>,
+    /// Upper-case coupon code, if any.
+    pub coupon_code: Option<String>,
+    /// Where to deliver.
+    pub address: pb::ShippingAddress,
+    /// The card; kept in memory only, never stored by the order service.
+    pub card: Card,
+    /// The client's key for this checkout.
+    pub idempotency_key: String,
+}
+
+fn check_len(
+    violations: &mut FieldViolations,
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) {
+    let len = value.chars().count();
+    if len < min {
+        violations.add(field, "is required");
+    } else if len > max {
+        violations.add(field, format!("must be at most {max} characters"));
+    }
+}
+
+/// Checks a shipping address; `prefix` is the field path of the address.
+pub fn validate_address(address: &pb::ShippingAddress, prefix: &str) -> FieldViolations {
+    let mut v = FieldViolations::new();
+    check_len(&mut v, &format!("{prefix}.name"), address.name.trim(), 1, 100);
+    check_len(&mut v, &format!("{prefix}.line1"), address.line1.trim(), 1, 200);
+    check_len(&mut v, &format!("{prefix}.line2"), &address.line2, 0, 200);
+    check_len(&mut v, &format!("{prefix}.city"), address.city.trim(), 1, 100);
+    check_len(&mut v, &format!("{prefix}.postal_code"), address.postal_code.trim(), 1, 20);
+    if !(address.country.len() == 2 && address.country.bytes().all(|b| b.is_ascii_uppercase())) {
+        v.add(
+            format!("{prefix}.country"),
+            "must be a two-letter upper-case ISO 3166-1 code, e.g. DE",
+        );
+    }
+    v
+}
+
+/// Checks the items of an order (PlaceOrder's `items`, or a basket's lines).
+pub fn validate_items(items: &[pb::OrderItem]) -> FieldViolations {
+    let mut v = FieldViolations::new();
+    if items.is_empty() {
+        v.add("items", "must contain at least one item");
+    } else if items.len() > MAX_LINES {
+        v.add("items", format!("must contain at most {MAX_LINES} items"));
+    }
+    let mut seen = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if uuid::Uuid::parse_str(&item.product_id).is_err() {
+            v.add(format!("items[{i}].product_id"), "must be a product id (UUID)");
+        } else if !seen.insert(item.product_id.to_ascii_lowercase()) {
+            v.add(
+                format!("items[{i}].product_id"),
+                "appears more than once; use one item with the total quantity",
+            );
+        }
+        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+            v.add(
+                format!("items[{i}].quantity"),
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            );
+        }
+    }
+    v
+}
+
+/// A coupon code as the discount service stores it, or a violation.
+pub fn normalize_coupon(raw: &str) -> Result<Option<String>, &'static str> {
+    let code = raw.trim();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    if code.len() > 32
+        || !code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("must be up to 32 letters, digits, '-' or '_'");
+    }
+    Ok(Some(code.to_ascii_uppercase()))
+}
+
+impl NewOrder {
+    /// Validates a PlaceOrder request, collecting every violation.
+    pub fn parse(
+        request: pb::PlaceOrderRequest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, FieldViolations> {
+        let mut v = validate_items(&request.items);
+        let coupon_code = normalize_coupon(&request.coupon_code).unwrap_or_else(|e| {
+            v.add("coupon_code", e);
+            None
+        });
+        match &request.card {
+            Some(card) => v.extend_prefixed("card.", payment::card::validate_card(card, now)),
+            None => v.add("card", "is required"),
+        }
+        match &request.shipping_address {
+            Some(address) => v.extend_prefixed("", validate_address(address, "shipping_address")),
+            None => v.add("shipping_address", "is required"),
+        }
+        check_len(&mut v, "idempotency_key", &request.idempotency_key, 1, 128);
+        if !v.is_empty() {
+            return Err(v);
+        }
+        let (Some(card), Some(address)) = (request.card, request.shipping_address) else {
+            return Err(v);
+        };
+        Ok(Self {
+            items: request
+                .items
+                .into_iter()
+                .map(|i| Item {
+                    product_id: i.product_id.to_ascii_lowercase(),
+                    quantity: i.quantity,
+                })
+                .collect(),
+            coupon_code,
+            address,
+            card,
+            idempotency_key: request.idempotency_key,
+        })
+    }
+
+    /// Fingerprint of what was asked for (not of the card), to recognise a reused key.
+    pub fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        for item in &self.items {
+            hash.update(item.product_id.as_bytes());
+            hash.update(item.quantity.to_be_bytes());
+        }
+        hash.update([0]);
+        hash.update(self.coupon_code.as_deref().unwrap_or("").as_bytes());
+        for part in [
+            &self.address.name,
+            &self.address.line1,
+            &self.address.line2,
+            &self.address.city,
+            &self.address.postal_code,
+            &self.address.country,
+        ] {
+            hash.update([0]);
+            hash.update(part.as_bytes());
+        }
+        hash.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A line priced from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    /// Catalog product id.
+    pub product_id: String,
+    /// The product's name at the time of the order.
+    pub name: String,
+    /// Units.
+    pub quantity: i32,
+    /// Price of one unit, in nano-units of the order's currency.
+    pub unit_price_nanos: i64,
+}
+
+/// Why an order could not be priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PricingError {
+    /// Products of several currencies in one order.
+    MixedCurrencies,
+    /// The total does not fit the ledger's range.
+    TooLarge,
+}
+
+/// Subtotal in nano-units of the lines' common currency.
+pub fn subtotal_nanos(lines: &[PricedLine]) -> Result<i64, PricingError> {
+    lines.iter().try_fold(0i64, |sum, line| {
+        line.unit_price_nanos
+            .checked_mul(i64::from(line.quantity))
+            .and_then(|total| sum.checked_add(total))
+            .ok_or(PricingError::TooLarge)
+    })
+}
+
+/// What a customer reads when a card is refused, by `PaymentFailureReason`.
+pub fn payment_failure_text(reason: mercato::pb::payment::v1::PaymentFailureReason) -> &'static str {
+    use mercato::pb::payment::v1::PaymentFailureReason as R;
+    match reason {
+        R::InsufficientFunds => "the card was declined for insufficient funds",
+        R::ExpiredCard => "the card has expired",
+        R::IncorrectCvc => "the card's security code is incorrect",
+        R::InvalidCard => "the card number is not valid",
+        R::ProcessingError => "the payment provider failed; please try again",
+        R::Declined | R::Unspecified => "the card was declined",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card() -> Card {
+        Card {
+            number: "4242 4242 4242 4242".into(),
+            exp_month: 12,
+            exp_year: 2099,
+            cvc: "123".into(),
+            holder_name: "Ada Lovelace".into(),
+        }
+    }
+
+    fn address() -> pb::ShippingAddress {
+        pb::ShippingAddress {
+            name: "Ada Lovelace".into(),
+            line1: "1 Analytical Way".into(),
+            line2: String::new(),
+            city: "London".into(),
+            postal_code: "N1 9GU".into(),
+            country: "GB".into(),
+        }
+    }
+
+    fn request(items: Vec<(&str, i32)>) -> pb::PlaceOrderRequest {
+        pb::PlaceOrderRequest {
+            items: items
+                .into_iter()
+                .map(|(id, q)| pb::OrderItem {
+                    product_id: id.into(),
+                    quantity: q,
+                })
+                .collect(),
+            coupon_code: "spring-10".into(),
+            card: Some(card()),
+            shipping_address: Some(address()),
+            idempotency_key: "k-1".into(),
+        }
+    }
+
+    const P1: &str = "0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+    const P2: &str = "0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0c";
+
+    #[test]
+    fn a_valid_request_parses_and_normalizes() {
+        let order = NewOrder::parse(request(vec![(P1, 2), (P2, 1)]), chrono::Utc::now()).unwrap();
+        assert_eq!(order.coupon_code.as_deref(), Some("SPRING-10"));
+        assert_eq!(order.items.len(), 2);
+    }
+
+    #[test]
+    fn every_violation_is_reported_with_its_path() {
+        let mut req = request(vec![(P1, 0), ("nope", 100), (P1, 1)]);
+        req.coupon_code = "bad code!".into();
+        req.card = Some(Card {
+            number: "4242424242424241".into(),
+            ..card()
+        });
+        req.shipping_address = Some(pb::ShippingAddress {
+            country: "Germany".into(),
+            ..address()
+        });
+        req.idempotency_key = String::new();
+        let fields: Vec<String> = NewOrder::parse(req, chrono::Utc::now())
+            .unwrap_err()
+            .into_status()
+            .message()
+            .split(';')
+            .map(str::to_owned)
+            .collect();
+        let text = fields.join(";");
+        for field in [
+            "items[0].quantity",
+            "items[1].product_id",
+            "items[1].quantity",
+            "items[2].product_id",
+            "coupon_code",
+            "card.number",
+            "shipping_address.country",
+            "idempotency_key",
+        ] {
+            assert!(text.contains(field), "{field} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_card_but_not_the_content() {
+        let a = NewOrder::parse(request(vec![(P1, 2)]), chrono::Utc::now()).unwrap();
+        let mut other_card = request(vec![(P1, 2)]);
+        other_card.card = Some(Card {
+            cvc: "999".into(),
+            ..card()
+        });
+        let b = NewOrder::parse(other_card, chrono::Utc::now()).unwrap();
+        let c = NewOrder::parse(request(vec![(P1, 3)]), chrono::Utc::now()).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn subtotals_are_exact_and_overflow_is_caught() {
+        let line = |nanos, quantity| PricedLine {
+            product_id: P1.into(),
+            name: "x".into(),
+            quantity,
+            unit_price_nanos: nanos,
+        };
+        assert_eq!(
+            subtotal_nanos(&[line(1_990_000_000, 3), line(500_000_000, 1)]),
+            Ok(6_470_000_000)
+        );
+        assert_eq!(
+            subtotal_nanos(&[line(i64::MAX / 2, 3)]),
+            Err(PricingError::TooLarge)
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! Finishes sagas nobody is driving: after a crash or restart, when a request's deadline
+//! cut its checkout short, or when a step was postponed because a peer was down.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use mercato_kernel::db::DbPool;
+use mercato_kernel::shutdown::ShutdownSignal;
+
+use crate::saga::Saga;
+use crate::store;
+
+/// Sagas resumed per sweep.
+const BATCH: i64 = 50;
+/// Sagas driven at once by the sweep.
+const PARALLEL: usize = 8;
+
+/// Sweeps at start-up and then every `interval` until shutdown.
+pub fn spawn(db: DbPool, saga: Saga, interval: Duration, shutdown: ShutdownSignal) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = sweep(&db, &saga).await {
+                tracing::warn!(error = %err, "saga recovery sweep failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.clone().requested() => break,
+            }
+        }
+    });
+}
+
+/// Resumes every orphaned saga once; returns how many were taken.
+pub async fn sweep(db: &DbPool, saga: &Saga) -> Result<usize, String> {
+    let ids = {
+        let mut conn = db.get().await.map_err(|e| e.to_string())?;
+        store::orphaned(&mut conn, BATCH)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let taken = futures::stream::iter(ids)
+        .map(|id| {
+            let (db, saga) = (db.clone(), saga.clone());
+            async move {
+            let mut conn = db.get().await.ok()?;
+            let order = store::take_lease(&mut conn, id, saga.lease_until())
+                .await
+                .ok()??;
+            drop(conn);
+            tracing::info!(order_id = %id, step = %order.order.saga_step, "resuming saga");
+            if let Err(status) = saga.drive(order, None).await {
+                tracing::warn!(order_id = %id, error = %status.message(), "resumed saga stopped");
+            }
+            Some(())
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .filter_map(std::future::ready)
+        .count()
+        .await;
+    Ok(taken)
+}
