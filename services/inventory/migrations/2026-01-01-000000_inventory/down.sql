@@ -1,0 +1,3 @@
+DROP TABLE reservation_items;
+DROP TABLE reservations;
+DROP TABLE stock;
