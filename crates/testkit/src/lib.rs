@@ -6,6 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` and `NATS_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod shop;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

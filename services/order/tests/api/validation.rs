@@ -1,0 +1,111 @@
+use mercato::pb::order::v1::{CancelOrderRequest, GetOrderRequest, ShipOrderRequest};
+use mercato_testkit::shop::{CARD_OK, TestShop, order_request};
+use mercato_testkit::{assert_code, authed, violated_fields};
+use tonic::Code;
+
+use crate::place;
+
+#[tokio::test]
+async fn bad_orders_are_refused_with_every_field_named() {
+    let shop = TestShop::start().await;
+    let lamp = shop.product("Lamp", 1000, 5).await;
+    let (_, token) = shop.identity.customer().await;
+
+    let mut request = order_request(&[(&lamp.id, 0), (&lamp.id, 100)], "4242424242424241", "");
+    request.shipping_address.as_mut().unwrap().country = "Britain".into();
+    let status = assert_code(place(&shop, &token, request).await, Code::InvalidArgument);
+    let fields = violated_fields(&status);
+    for field in [
+        "items[0].quantity",
+        "items[1].product_id",
+        "items[1].quantity",
+        "card.number",
+        "shipping_address.country",
+        "idempotency_key",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "{field} not in {fields:?}");
+    }
+
+    let mut request = order_request(&[(&lamp.id, 1)], CARD_OK, "k");
+    request.card = None;
+    request.shipping_address = None;
+    request.items.clear();
+    let status = assert_code(place(&shop, &token, request).await, Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&status),
+        ["items", "card", "shipping_address"]
+    );
+
+    // Products the catalog does not know are named too.
+    let unknown = "0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+    let status = assert_code(
+        place(&shop, &token, order_request(&[(&lamp.id, 1), (unknown, 1)], CARD_OK, "k")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["items[1].product_id"]);
+    assert_eq!(shop.stock(&lamp.id).await.available, 5, "nothing reserved");
+}
+
+#[tokio::test]
+async fn who_may_do_what() {
+    let shop = TestShop::start().await;
+    let lamp = shop.product("Lamp", 1000, 5).await;
+    let (_, token) = shop.identity.customer().await;
+    let request = || order_request(&[(&lamp.id, 1)], CARD_OK, "who");
+
+    assert_code(
+        shop.orders().await.place_order(request()).await,
+        Code::Unauthenticated,
+    );
+    // A service account cannot buy: orders belong to users.
+    assert_code(place(&shop, &shop.service, request()).await, Code::PermissionDenied);
+    let order = place(&shop, &token, request()).await.unwrap();
+
+    // The write model's GetOrder is internal.
+    let get = || GetOrderRequest {
+        id: order.id.clone(),
+    };
+    assert_code(
+        shop.orders().await.get_order(authed(get(), &token)).await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        shop.orders().await.get_order(authed(get(), &shop.admin)).await,
+        Code::PermissionDenied,
+    );
+    shop.orders()
+        .await
+        .get_order(authed(get(), &shop.service))
+        .await
+        .unwrap();
+
+    // Malformed ids and tracking numbers.
+    let status = assert_code(
+        shop.orders()
+            .await
+            .cancel_order(authed(
+                CancelOrderRequest {
+                    id: "nope".into(),
+                    reason: String::new(),
+                },
+                &token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["id"]);
+    let status = assert_code(
+        shop.orders()
+            .await
+            .ship_order(authed(
+                ShipOrderRequest {
+                    id: order.id.clone(),
+                    tracking_number: "has spaces".into(),
+                },
+                &shop.admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["tracking_number"]);
+}
