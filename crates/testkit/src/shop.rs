@@ -234,7 +234,7 @@ impl TestShop {
     pub async fn product(&self, name: &str, cents: i64, stock: i32) -> Product {
         let request = CreateProductRequest {
             product: Some(Product {
-                sku: format!("SKU-{}", crate::unique_id()),
+                sku: format!("SKU-{}", crate::unique_id().to_uppercase()),
                 name: name.into(),
                 price: Some(eur(cents)),
                 ..Default::default()
