@@ -1,0 +1,1 @@
+//! Mercato edge gateway.

@@ -1,0 +1,3 @@
+//! The edge-gateway binary.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Gateway end-to-end tests.
