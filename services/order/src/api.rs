@@ -76,13 +76,18 @@ impl OrderApi {
                 .price
                 .as_ref()
                 .and_then(|p| Amount::parse_positive(p).ok())
-                .ok_or_else(|| error::internal(format!("catalog price of {} unusable", product.id)))?;
+                .ok_or_else(|| {
+                    error::internal(format!("catalog price of {} unusable", product.id))
+                })?;
             match &currency {
                 None => currency = Some(price.currency().to_owned()),
                 Some(c) if c != price.currency() => {
                     violations.add(
                         format!("items[{i}].product_id"),
-                        format!("is priced in {}, the rest of the order in {c}", price.currency()),
+                        format!(
+                            "is priced in {}, the rest of the order in {c}",
+                            price.currency()
+                        ),
                     );
                 }
                 Some(_) => {}
@@ -91,8 +96,9 @@ impl OrderApi {
                 product_id: item.product_id.clone(),
                 name: product.name.clone(),
                 quantity: item.quantity,
-                unit_price_nanos: i64::try_from(price.total_nanos())
-                    .map_err(|_| error::invalid_argument(format!("items[{i}].product_id"), "price too large"))?,
+                unit_price_nanos: i64::try_from(price.total_nanos()).map_err(|_| {
+                    error::invalid_argument(format!("items[{i}].product_id"), "price too large")
+                })?,
             });
         }
         violations.into_result()?;
@@ -106,7 +112,13 @@ impl OrderApi {
             code: code.to_owned(),
             subtotal: Some(Amount::from_total_nanos(currency, i128::from(subtotal)).to_proto()),
         };
-        let quote = self.peers.discount.clone().quote_discount(request).await?.into_inner();
+        let quote = self
+            .peers
+            .discount
+            .clone()
+            .quote_discount(request)
+            .await?
+            .into_inner();
         match quote.outcome {
             Some(quote_discount_response::Outcome::Discount(money)) => Ok(Amount::parse(&money)
                 .ok()
@@ -115,7 +127,11 @@ impl OrderApi {
                 .clamp(0, subtotal)),
             Some(quote_discount_response::Outcome::InapplicableReason(reason)) => {
                 let reason = mercato::pb::discount::v1::InapplicableReason::try_from(reason)
-                    .map(|r| r.as_str_name().trim_start_matches("INAPPLICABLE_REASON_").to_owned())
+                    .map(|r| {
+                        r.as_str_name()
+                            .trim_start_matches("INAPPLICABLE_REASON_")
+                            .to_owned()
+                    })
                     .unwrap_or_else(|_| "INAPPLICABLE".into());
                 Err(error::failed_precondition(
                     &format!("COUPON_{reason}"),
@@ -155,7 +171,9 @@ impl OrderApi {
             }
         }
         let wait = mercato_kernel::client::remaining()
-            .map_or(MAX_WAIT, |left| left.saturating_sub(Duration::from_millis(100)))
+            .map_or(MAX_WAIT, |left| {
+                left.saturating_sub(Duration::from_millis(100))
+            })
             .min(MAX_WAIT);
         let until = tokio::time::Instant::now() + wait;
         loop {
@@ -174,7 +192,8 @@ impl OrderApi {
     }
 
     async fn load_owned(&self, id: &str, principal: &Principal) -> Result<StoredOrder, Status> {
-        let uuid = Uuid::parse_str(id).map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
+        let uuid = Uuid::parse_str(id)
+            .map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
         let mut conn = self.conn().await?;
         let order = store::find(&mut conn, uuid)
             .await
@@ -198,7 +217,8 @@ impl OrderService for OrderApi {
                 "orders are placed with the buyer's token, not a service token",
             ));
         }
-        let order = NewOrder::parse(request.into_inner(), Utc::now()).map_err(FieldViolations::into_status)?;
+        let order = NewOrder::parse(request.into_inner(), Utc::now())
+            .map_err(FieldViolations::into_status)?;
         let user_id = principal.subject.as_str();
 
         let known = {
@@ -216,8 +236,12 @@ impl OrderService for OrderApi {
 
         let (currency, lines) = self.price(&order).await?;
         let subtotal = domain::subtotal_nanos(&lines).map_err(|e| match e {
-            PricingError::TooLarge => error::invalid_argument("items", "the order total is too large"),
-            PricingError::MixedCurrencies => error::invalid_argument("items", "products have different currencies"),
+            PricingError::TooLarge => {
+                error::invalid_argument("items", "the order total is too large")
+            }
+            PricingError::MixedCurrencies => {
+                error::invalid_argument("items", "products have different currencies")
+            }
         })?;
         let discount = match &order.coupon_code {
             Some(code) => self.quote(code, &currency, subtotal).await?,
@@ -287,7 +311,10 @@ impl OrderService for OrderApi {
         let principal = Principal::of(&request)?.clone();
         let req = request.into_inner();
         if req.reason.chars().count() > 500 {
-            return Err(error::invalid_argument("reason", "must be at most 500 characters"));
+            return Err(error::invalid_argument(
+                "reason",
+                "must be at most 500 characters",
+            ));
         }
         let order = self.load_owned(&req.id, &principal).await?;
         match (order.order.status(), order.order.step()) {
@@ -310,13 +337,21 @@ impl OrderService for OrderApi {
                 ));
             }
         }
-        let by = if principal.subject == order.order.user_id { "customer" } else { "admin" };
+        let by = if principal.subject == order.order.user_id {
+            "customer"
+        } else {
+            "admin"
+        };
         let reason = if req.reason.trim().is_empty() {
             format!("cancelled by the {by}")
         } else {
             req.reason.trim().to_owned()
         };
-        let Some(compensating) = self.saga.fail(&order, &reason, &principal.subject, None).await? else {
+        let Some(compensating) = self
+            .saga
+            .fail(&order, &reason, &principal.subject, None)
+            .await?
+        else {
             return Err(error::with_reason(
                 tonic::Code::Aborted,
                 "CONCURRENT_CHANGE",
@@ -338,7 +373,9 @@ impl OrderService for OrderApi {
         let tracking = req.tracking_number.trim();
         if tracking.is_empty()
             || tracking.len() > 64
-            || !tracking.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !tracking
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(error::invalid_argument(
                 "tracking_number",
@@ -356,7 +393,10 @@ impl OrderService for OrderApi {
             (state, _) => {
                 return Err(error::failed_precondition(
                     "ORDER_NOT_SHIPPABLE",
-                    format!("only a confirmed order can ship; this one is {}", state.as_str()),
+                    format!(
+                        "only a confirmed order can ship; this one is {}",
+                        state.as_str()
+                    ),
                 ));
             }
         }
@@ -376,7 +416,8 @@ impl OrderService for OrderApi {
                 else {
                     return Ok(None);
                 };
-                outbox::enqueue(conn, "order", &id.to_string(), &messages::shipped(&updated)).await?;
+                outbox::enqueue(conn, "order", &id.to_string(), &messages::shipped(&updated))
+                    .await?;
                 Ok::<_, diesel::result::Error>(Some(updated))
             })
             .await
@@ -399,7 +440,8 @@ impl OrderService for OrderApi {
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::GetOrderResponse>, Status> {
         let id = request.into_inner().id;
-        let uuid = Uuid::parse_str(&id).map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
+        let uuid = Uuid::parse_str(&id)
+            .map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
         let mut conn = self.conn().await?;
         let order = store::find(&mut conn, uuid)
             .await

@@ -126,13 +126,7 @@ pub struct NewOrder {
     pub idempotency_key: String,
 }
 
-fn check_len(
-    violations: &mut FieldViolations,
-    field: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-) {
+fn check_len(violations: &mut FieldViolations, field: &str, value: &str, min: usize, max: usize) {
     let len = value.chars().count();
     if len < min {
         violations.add(field, "is required");
@@ -144,11 +138,35 @@ fn check_len(
 /// Checks a shipping address; `prefix` is the field path of the address.
 pub fn validate_address(address: &pb::ShippingAddress, prefix: &str) -> FieldViolations {
     let mut v = FieldViolations::new();
-    check_len(&mut v, &format!("{prefix}.name"), address.name.trim(), 1, 100);
-    check_len(&mut v, &format!("{prefix}.line1"), address.line1.trim(), 1, 200);
+    check_len(
+        &mut v,
+        &format!("{prefix}.name"),
+        address.name.trim(),
+        1,
+        100,
+    );
+    check_len(
+        &mut v,
+        &format!("{prefix}.line1"),
+        address.line1.trim(),
+        1,
+        200,
+    );
     check_len(&mut v, &format!("{prefix}.line2"), &address.line2, 0, 200);
-    check_len(&mut v, &format!("{prefix}.city"), address.city.trim(), 1, 100);
-    check_len(&mut v, &format!("{prefix}.postal_code"), address.postal_code.trim(), 1, 20);
+    check_len(
+        &mut v,
+        &format!("{prefix}.city"),
+        address.city.trim(),
+        1,
+        100,
+    );
+    check_len(
+        &mut v,
+        &format!("{prefix}.postal_code"),
+        address.postal_code.trim(),
+        1,
+        20,
+    );
     if !(address.country.len() == 2 && address.country.bytes().all(|b| b.is_ascii_uppercase())) {
         v.add(
             format!("{prefix}.country"),
@@ -169,7 +187,10 @@ pub fn validate_items(items: &[pb::OrderItem]) -> FieldViolations {
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         if uuid::Uuid::parse_str(&item.product_id).is_err() {
-            v.add(format!("items[{i}].product_id"), "must be a product id (UUID)");
+            v.add(
+                format!("items[{i}].product_id"),
+                "must be a product id (UUID)",
+            );
         } else if !seen.insert(item.product_id.to_ascii_lowercase()) {
             v.add(
                 format!("items[{i}].product_id"),
@@ -264,10 +285,7 @@ impl NewOrder {
             hash.update([0]);
             hash.update(part.as_bytes());
         }
-        hash.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -304,7 +322,9 @@ pub fn subtotal_nanos(lines: &[PricedLine]) -> Result<i64, PricingError> {
 }
 
 /// What a customer reads when a card is refused, by `PaymentFailureReason`.
-pub fn payment_failure_text(reason: mercato::pb::payment::v1::PaymentFailureReason) -> &'static str {
+pub fn payment_failure_text(
+    reason: mercato::pb::payment::v1::PaymentFailureReason,
+) -> &'static str {
     use mercato::pb::payment::v1::PaymentFailureReason as R;
     match reason {
         R::InsufficientFunds => "the card was declined for insufficient funds",

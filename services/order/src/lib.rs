@@ -57,7 +57,10 @@ pub enum StartError {
 }
 
 /// Connects the order service's dependencies, starts the recovery sweep, and serves.
-pub async fn start(config: ServiceConfig, settings: Settings) -> Result<RunningService, StartError> {
+pub async fn start(
+    config: ServiceConfig,
+    settings: Settings,
+) -> Result<RunningService, StartError> {
     let host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
@@ -65,8 +68,18 @@ pub async fn start(config: ServiceConfig, settings: Settings) -> Result<RunningS
         .await?;
     let peers = saga::PeerClients::new(&Peers::new(&host.config)?)?;
     let db = host.db()?;
-    let saga = saga::Saga::new(db.clone(), peers.clone(), host.outbox.clone(), settings.lease);
-    recovery::spawn(db.clone(), saga.clone(), settings.sweep, host.shutdown_signal());
+    let saga = saga::Saga::new(
+        db.clone(),
+        peers.clone(),
+        host.outbox.clone(),
+        settings.lease,
+    );
+    recovery::spawn(
+        db.clone(),
+        saga.clone(),
+        settings.sweep,
+        host.shutdown_signal(),
+    );
     let api = api::OrderApi::new(db, peers, saga, host.outbox.clone());
     let max = host.config.max_message_bytes;
     let services = Services::new().add_service(

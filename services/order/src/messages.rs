@@ -81,63 +81,48 @@ pub fn placed(stored: &StoredOrder) -> pb::OrderPlaced {
     }
 }
 
+/// An order event: the fields every order event shares (those of OrderPlaced), plus its own.
+macro_rules! order_event {
+    ($event:ident, $stored:expr, { $($field:ident : $value:expr),* $(,)? }) => {{
+        let p = placed($stored);
+        pb::$event {
+            order_id: p.order_id,
+            user_id: p.user_id,
+            version: p.version,
+            lines: p.lines,
+            subtotal: p.subtotal,
+            discount: p.discount,
+            total: p.total,
+            coupon_code: p.coupon_code,
+            shipping_address: p.shipping_address,
+            payment_id: p.payment_id,
+            place_time: p.place_time,
+            $($field: $value),*
+        }
+    }};
+}
+
 /// OrderConfirmed.
 pub fn confirmed(stored: &StoredOrder) -> pb::OrderConfirmed {
-    let p = placed(stored);
-    pb::OrderConfirmed {
-        order_id: p.order_id,
-        user_id: p.user_id,
-        version: p.version,
-        lines: p.lines,
-        subtotal: p.subtotal,
-        discount: p.discount,
-        total: p.total,
-        coupon_code: p.coupon_code,
-        shipping_address: p.shipping_address,
-        payment_id: p.payment_id,
-        place_time: p.place_time,
+    order_event!(OrderConfirmed, stored, {
         confirm_time: Some(to_timestamp(stored.order.updated_at)),
-    }
+    })
 }
 
 /// OrderCancelled; `previous` is the status the order left.
 pub fn cancelled(stored: &StoredOrder, previous: pb::OrderStatus) -> pb::OrderCancelled {
-    let p = placed(stored);
-    pb::OrderCancelled {
-        order_id: p.order_id,
-        user_id: p.user_id,
-        version: p.version,
-        lines: p.lines,
-        subtotal: p.subtotal,
-        discount: p.discount,
-        total: p.total,
-        coupon_code: p.coupon_code,
-        shipping_address: p.shipping_address,
-        payment_id: p.payment_id,
-        place_time: p.place_time,
+    order_event!(OrderCancelled, stored, {
         previous_status: previous.into(),
         reason: stored.order.cancellation_reason.clone(),
         cancelled_by: stored.order.cancelled_by.clone(),
         cancel_time: Some(to_timestamp(stored.order.updated_at)),
-    }
+    })
 }
 
 /// OrderShipped.
 pub fn shipped(stored: &StoredOrder) -> pb::OrderShipped {
-    let p = placed(stored);
-    pb::OrderShipped {
-        order_id: p.order_id,
-        user_id: p.user_id,
-        version: p.version,
-        lines: p.lines,
-        subtotal: p.subtotal,
-        discount: p.discount,
-        total: p.total,
-        coupon_code: p.coupon_code,
-        shipping_address: p.shipping_address,
-        payment_id: p.payment_id,
-        place_time: p.place_time,
+    order_event!(OrderShipped, stored, {
         tracking_number: stored.order.tracking_number.clone(),
         ship_time: Some(to_timestamp(stored.order.updated_at)),
-    }
+    })
 }

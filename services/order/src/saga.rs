@@ -101,8 +101,7 @@ fn retry_delay(attempts: i32) -> Duration {
     Duration::from_secs(2u64.pow(exp)).min(Duration::from_secs(60))
 }
 
-const INTERRUPTED: &str =
-    "the checkout was interrupted before payment; nothing was charged, please place the order again";
+const INTERRUPTED: &str = "the checkout was interrupted before payment; nothing was charged, please place the order again";
 
 impl Saga {
     /// A saga runner.
@@ -213,7 +212,10 @@ impl Saga {
                     .into(),
                 None,
             ),
-            Err(status) => Next::Fail(format!("stock could not be reserved: {}", status.message()), None),
+            Err(status) => Next::Fail(
+                format!("stock could not be reserved: {}", status.message()),
+                None,
+            ),
         }
     }
 
@@ -272,7 +274,12 @@ impl Saga {
                     card: Some(card.clone()),
                     idempotency_key: key,
                 };
-                self.peers.payment.clone().charge(request).await.map(|r| r.into_inner().payment)
+                self.peers
+                    .payment
+                    .clone()
+                    .charge(request)
+                    .await
+                    .map(|r| r.into_inner().payment)
             }
             // Resumed without the card: only learn whether the earlier attempt went through.
             None => {
@@ -296,7 +303,10 @@ impl Saga {
                 })
             }
             Ok(Some(p)) if p.status() == payment::PaymentStatus::Failed => Next::Fail(
-                format!("payment failed: {}", payment_failure_text(p.failure_reason())),
+                format!(
+                    "payment failed: {}",
+                    payment_failure_text(p.failure_reason())
+                ),
                 Some(p.id),
             ),
             Ok(other) => Next::Later(format!("unexpected payment state: {other:?}")),
@@ -311,7 +321,13 @@ impl Saga {
         let request = inventory::CommitReservationRequest {
             order_id: order.order.id.to_string(),
         };
-        match self.peers.inventory.clone().commit_reservation(request).await {
+        match self
+            .peers
+            .inventory
+            .clone()
+            .commit_reservation(request)
+            .await
+        {
             Ok(_) => Next::Advance(Change {
                 step: Some(Step::Done),
                 status: Some(OrderState::Confirmed),
@@ -321,7 +337,10 @@ impl Saga {
                 Next::Later(format!("stock commit: {}", status.message()))
             }
             Err(status) => Next::Fail(
-                format!("the stock reservation was lost ({}); the payment is refunded", status.message()),
+                format!(
+                    "the stock reservation was lost ({}); the payment is refunded",
+                    status.message()
+                ),
                 None,
             ),
         }
@@ -344,13 +363,27 @@ impl Saga {
             }
         }
         if !order.order.coupon_code.is_empty() {
-            let request = discount::ReleaseRedemptionRequest { order_id: id.clone() };
-            if let Err(status) = self.peers.discount.clone().release_redemption(request).await {
+            let request = discount::ReleaseRedemptionRequest {
+                order_id: id.clone(),
+            };
+            if let Err(status) = self
+                .peers
+                .discount
+                .clone()
+                .release_redemption(request)
+                .await
+            {
                 return Next::Later(format!("coupon release: {}", status.message()));
             }
         }
         let request = inventory::ReleaseReservationRequest { order_id: id };
-        if let Err(status) = self.peers.inventory.clone().release_reservation(request).await {
+        if let Err(status) = self
+            .peers
+            .inventory
+            .clone()
+            .release_reservation(request)
+            .await
+        {
             return Next::Later(format!("stock release: {}", status.message()));
         }
         Next::Advance(Change {
@@ -390,7 +423,11 @@ impl Saga {
     }
 
     /// Applies a step's change, with its event when the status changes, in one transaction.
-    async fn apply(&self, order: &StoredOrder, change: Change) -> Result<Option<StoredOrder>, Status> {
+    async fn apply(
+        &self,
+        order: &StoredOrder,
+        change: Change,
+    ) -> Result<Option<StoredOrder>, Status> {
         let status_change = change.status;
         let previous = order.order.status().to_proto();
         let done = change.step == Some(Step::Done);
@@ -411,18 +448,25 @@ impl Saga {
                     ..Transition::default()
                 };
                 let Some(updated) =
-                    store::transition(conn, id, from_step, order.order.version, &transition).await?
+                    store::transition(conn, id, from_step, order.order.version, &transition)
+                        .await?
                 else {
                     return Ok(None);
                 };
                 let aggregate = id.to_string();
                 match status_change {
                     Some(OrderState::Confirmed) => {
-                        outbox::enqueue(conn, "order", &aggregate, &messages::confirmed(&updated)).await?;
+                        outbox::enqueue(conn, "order", &aggregate, &messages::confirmed(&updated))
+                            .await?;
                     }
                     Some(OrderState::Cancelled) => {
-                        outbox::enqueue(conn, "order", &aggregate, &messages::cancelled(&updated, previous))
-                            .await?;
+                        outbox::enqueue(
+                            conn,
+                            "order",
+                            &aggregate,
+                            &messages::cancelled(&updated, previous),
+                        )
+                        .await?;
                     }
                     _ => {}
                 }
@@ -452,8 +496,10 @@ fn out_of_stock_reason(order: &StoredOrder, status: &Status) -> String {
             .map(|l| l.name.clone())
     });
     match name {
-        Some(name) => format!("not enough stock of \u{ab}{name}\u{bb}: {}", status.message()),
+        Some(name) => format!(
+            "not enough stock of \u{ab}{name}\u{bb}: {}",
+            status.message()
+        ),
         None => format!("not enough stock: {}", status.message()),
     }
 }
-

@@ -138,6 +138,17 @@ pub async fn insert_order(
     load_lines(conn, row).await.map(Some)
 }
 
+/// The order of `row` with its lines, when there is one.
+async fn with_lines(
+    conn: &mut AsyncPgConnection,
+    row: Option<OrderRow>,
+) -> QueryResult<Option<StoredOrder>> {
+    match row {
+        Some(order) => load_lines(conn, order).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 async fn load_lines(conn: &mut AsyncPgConnection, order: OrderRow) -> QueryResult<StoredOrder> {
     let lines = order_lines::table
         .filter(order_lines::order_id.eq(order.id))
@@ -150,16 +161,13 @@ async fn load_lines(conn: &mut AsyncPgConnection, order: OrderRow) -> QueryResul
 
 /// The order with `id`.
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<StoredOrder>> {
-    let Some(order) = orders::table
+    let row = orders::table
         .find(id)
         .select(OrderRow::as_select())
         .first(conn)
         .await
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    load_lines(conn, order).await.map(Some)
+        .optional()?;
+    with_lines(conn, row).await
 }
 
 /// The order a user placed with an idempotency key.
@@ -168,17 +176,14 @@ pub async fn find_by_key(
     user_id: &str,
     key: &str,
 ) -> QueryResult<Option<StoredOrder>> {
-    let Some(order) = orders::table
+    let row = orders::table
         .filter(orders::user_id.eq(user_id))
         .filter(orders::idempotency_key.eq(key))
         .select(OrderRow::as_select())
         .first(conn)
         .await
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    load_lines(conn, order).await.map(Some)
+        .optional()?;
+    with_lines(conn, row).await
 }
 
 /// Takes the saga lease of an unfinished order until `until`, unless another executor
@@ -189,7 +194,7 @@ pub async fn take_lease(
     until: DateTime<Utc>,
 ) -> QueryResult<Option<StoredOrder>> {
     let now = Utc::now();
-    let Some(order) = diesel::update(
+    let row = diesel::update(
         orders::table
             .filter(orders::id.eq(id))
             .filter(orders::saga_step.ne(Step::Done.as_str()))
@@ -206,11 +211,8 @@ pub async fn take_lease(
     .returning(OrderRow::as_returning())
     .get_result(conn)
     .await
-    .optional()?
-    else {
-        return Ok(None);
-    };
-    load_lines(conn, order).await.map(Some)
+    .optional()?;
+    with_lines(conn, row).await
 }
 
 /// Gives the lease back, letting the recovery sweep retry no earlier than `retry_at`.
@@ -267,7 +269,7 @@ pub async fn transition(
     version: i64,
     change: &Transition<'_>,
 ) -> QueryResult<Option<StoredOrder>> {
-    let Some(order) = diesel::update(
+    let row = diesel::update(
         orders::table
             .filter(orders::id.eq(id))
             .filter(orders::saga_step.eq(step.as_str()))
@@ -277,9 +279,6 @@ pub async fn transition(
     .returning(OrderRow::as_returning())
     .get_result(conn)
     .await
-    .optional()?
-    else {
-        return Ok(None);
-    };
-    load_lines(conn, order).await.map(Some)
+    .optional()?;
+    with_lines(conn, row).await
 }

@@ -38,7 +38,10 @@ async fn a_checkout_confirms_charges_and_commits_stock() {
     let types: Vec<_> = events.iter().map(|e| e.r#type.as_str()).collect();
     assert_eq!(
         types,
-        ["mercato.order.v1.OrderPlaced", "mercato.order.v1.OrderConfirmed"]
+        [
+            "mercato.order.v1.OrderPlaced",
+            "mercato.order.v1.OrderConfirmed"
+        ]
     );
     assert!(events.iter().all(|e| e.subject == order.id));
 }
@@ -99,7 +102,10 @@ async fn out_of_stock_cancels_with_a_readable_reason() {
         "{}",
         order.cancellation_reason
     );
-    assert!(payment_of(&shop, &order.id).await.is_none(), "never charged");
+    assert!(
+        payment_of(&shop, &order.id).await.is_none(),
+        "never charged"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +125,10 @@ async fn a_coupon_discounts_the_charge() {
     // An unknown coupon is refused before anything is reserved.
     let mut request = order_request(&[(&lamp.id, 1)], CARD_OK, "c2");
     request.coupon_code = "NOPE".into();
-    let status = assert_code(place(&shop, &token, request).await, Code::FailedPrecondition);
+    let status = assert_code(
+        place(&shop, &token, request).await,
+        Code::FailedPrecondition,
+    );
     assert!(status.message().contains("NOPE"), "{status:?}");
     assert_eq!(shop.stock(&lamp.id).await.available, 2);
 }
@@ -166,14 +175,22 @@ async fn cancelling_a_confirmed_order_refunds_and_restocks_then_shipping_is_refu
     assert_eq!((stock.on_hand, stock.reserved), (4, 0));
 
     // Cancelling again changes nothing; shipping a cancelled order is refused.
-    let again = shop.orders().await.cancel_order(cancel(&token)).await.unwrap();
+    let again = shop
+        .orders()
+        .await
+        .cancel_order(cancel(&token))
+        .await
+        .unwrap();
     assert_eq!(again.into_inner().order.unwrap().version, 3);
     let ship = ShipOrderRequest {
         id: order.id.clone(),
         tracking_number: "TRACK-1".into(),
     };
     assert_code(
-        shop.orders().await.ship_order(authed(ship, &shop.admin)).await,
+        shop.orders()
+            .await
+            .ship_order(authed(ship, &shop.admin))
+            .await,
         Code::FailedPrecondition,
     );
 }
@@ -191,7 +208,10 @@ async fn shipping_is_for_admins_and_ends_cancellation() {
         tracking_number: tracking.into(),
     };
     assert_code(
-        shop.orders().await.ship_order(authed(ship("T-1"), &token)).await,
+        shop.orders()
+            .await
+            .ship_order(authed(ship("T-1"), &token))
+            .await,
         Code::PermissionDenied,
     );
     let shipped = shop

@@ -20,9 +20,13 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
         let token = buyers[i % buyers.len()].clone();
         let id = lamp.id.clone();
         async move {
-            place(shop, &token, order_request(&[(&id, 1)], CARD_OK, &format!("k{i}")))
-                .await
-                .unwrap()
+            place(
+                shop,
+                &token,
+                order_request(&[(&id, 1)], CARD_OK, &format!("k{i}")),
+            )
+            .await
+            .unwrap()
         }
     }))
     .await;
@@ -42,7 +46,10 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
             .iter()
             .all(|o| o.cancellation_reason.contains("not enough stock")),
         "{:?}",
-        cancelled.iter().map(|o| &o.cancellation_reason).collect::<HashSet<_>>()
+        cancelled
+            .iter()
+            .map(|o| &o.cancellation_reason)
+            .collect::<HashSet<_>>()
     );
     let stock = shop.stock(&lamp.id).await;
     assert_eq!((stock.on_hand, stock.reserved, stock.available), (0, 0, 0));
@@ -65,7 +72,10 @@ async fn concurrent_retries_with_one_key_make_one_order_and_one_charge() {
         )
     }))
     .await;
-    let ids: HashSet<_> = orders.iter().map(|o| o.as_ref().unwrap().id.clone()).collect();
+    let ids: HashSet<_> = orders
+        .iter()
+        .map(|o| o.as_ref().unwrap().id.clone())
+        .collect();
     assert_eq!(ids.len(), 1, "one order");
     let order = orders[0].as_ref().unwrap();
     assert!(
@@ -118,7 +128,10 @@ async fn a_coupon_for_five_survives_twenty_concurrent_checkouts() {
         .filter(|o| o.status() == OrderStatus::Confirmed)
         .count();
     assert_eq!(confirmed, 5);
-    for order in orders.iter().filter(|o| o.status() == OrderStatus::Cancelled) {
+    for order in orders
+        .iter()
+        .filter(|o| o.status() == OrderStatus::Cancelled)
+    {
         assert!(
             order.cancellation_reason.contains("FIRST5"),
             "{}",

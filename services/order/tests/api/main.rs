@@ -14,7 +14,11 @@ use mercato_testkit::authed;
 use mercato_testkit::shop::TestShop;
 
 /// Places an order as `token`.
-pub async fn place(shop: &TestShop, token: &str, request: PlaceOrderRequest) -> Result<Order, tonic::Status> {
+pub async fn place(
+    shop: &TestShop,
+    token: &str,
+    request: PlaceOrderRequest,
+) -> Result<Order, tonic::Status> {
     shop.orders()
         .await
         .place_order(authed(request, token))
@@ -65,11 +69,17 @@ pub fn net_cents(payment: &Payment) -> i64 {
 /// Asserts the money and stock side of an order's final state: a confirmed order has
 /// kept its payment; a cancelled one has kept nothing.
 pub async fn assert_settled_consistently(shop: &TestShop, order: &Order) {
-    let kept = payment_of(shop, &order.id).await.map_or(0, |p| net_cents(&p));
+    let kept = payment_of(shop, &order.id)
+        .await
+        .map_or(0, |p| net_cents(&p));
     match order.status() {
         OrderStatus::Confirmed | OrderStatus::Shipped => {
             let total = order.total.as_ref().unwrap();
-            assert_eq!(kept, total.units * 100 + i64::from(total.nanos) / 10_000_000, "{order:?}");
+            assert_eq!(
+                kept,
+                total.units * 100 + i64::from(total.nanos) / 10_000_000,
+                "{order:?}"
+            );
         }
         OrderStatus::Cancelled => assert_eq!(kept, 0, "cancelled order kept money: {order:?}"),
         other => panic!("order not settled: {other:?}"),

@@ -20,7 +20,9 @@ const FAST_RECOVERY: [(&str, &str); 2] = [
 
 /// Writes an order as a crashed executor would have left it: at `step`, lease expired.
 async fn crashed_order(shop: &TestShop, user_id: &str, product_id: &str, step: Step) -> String {
-    let mut conn = AsyncPgConnection::establish(&shop.order_db.url).await.unwrap();
+    let mut conn = AsyncPgConnection::establish(&shop.order_db.url)
+        .await
+        .unwrap();
     let id = uuid::Uuid::now_v7();
     let line = PricedLine {
         product_id: product_id.into(),
@@ -48,7 +50,10 @@ async fn crashed_order(shop: &TestShop, user_id: &str, product_id: &str, step: S
         saga_step: step.as_str(),
         saga_lease_until: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
     };
-    insert_order(&mut conn, &insert, &[line]).await.unwrap().unwrap();
+    insert_order(&mut conn, &insert, &[line])
+        .await
+        .unwrap()
+        .unwrap();
     id.to_string()
 }
 
@@ -87,7 +92,11 @@ async fn a_saga_that_died_before_payment_is_compensated_by_the_sweep() {
     assert_eq!(order.status(), OrderStatus::Cancelled);
     assert!(order.cancellation_reason.contains("interrupted"));
     let stock = shop.stock(&lamp.id).await;
-    assert_eq!((stock.on_hand, stock.reserved), (5, 0), "reservation released");
+    assert_eq!(
+        (stock.on_hand, stock.reserved),
+        (5, 0),
+        "reservation released"
+    );
     assert_settled_consistently(&shop, &order).await;
 }
 
@@ -150,9 +159,13 @@ async fn checkouts_cut_short_by_deadlines_settle_consistently() {
 
     // The customer retries each checkout with its key: the same order comes back settled.
     for i in 0..20 {
-        let order = place(&shop, &token, order_request(&[(&lamp.id, 1)], CARD_OK, &format!("d{i}")))
-            .await
-            .unwrap();
+        let order = place(
+            &shop,
+            &token,
+            order_request(&[(&lamp.id, 1)], CARD_OK, &format!("d{i}")),
+        )
+        .await
+        .unwrap();
         let order = shop
             .wait_for_order(&order.id, Duration::from_secs(20), |o| {
                 o.status() != OrderStatus::Pending
@@ -170,9 +183,13 @@ async fn orders_succeed_while_nats_is_down_and_their_events_follow_exactly_once(
     let lamp = shop.product("Lamp", 1000, 5).await;
     let (_, token) = shop.identity.customer().await;
     for i in 0..3 {
-        let order = place(&shop, &token, order_request(&[(&lamp.id, 1)], CARD_OK, &format!("n{i}")))
-            .await
-            .unwrap();
+        let order = place(
+            &shop,
+            &token,
+            order_request(&[(&lamp.id, 1)], CARD_OK, &format!("n{i}")),
+        )
+        .await
+        .unwrap();
         assert_eq!(order.status(), OrderStatus::Confirmed);
     }
     // NATS "comes back": the restarted service finds its outbox and publishes it.

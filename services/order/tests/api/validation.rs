@@ -23,7 +23,10 @@ async fn bad_orders_are_refused_with_every_field_named() {
         "shipping_address.country",
         "idempotency_key",
     ] {
-        assert!(fields.iter().any(|f| f == field), "{field} not in {fields:?}");
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{field} not in {fields:?}"
+        );
     }
 
     let mut request = order_request(&[(&lamp.id, 1)], CARD_OK, "k");
@@ -39,7 +42,12 @@ async fn bad_orders_are_refused_with_every_field_named() {
     // Products the catalog does not know are named too.
     let unknown = "0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
     let status = assert_code(
-        place(&shop, &token, order_request(&[(&lamp.id, 1), (unknown, 1)], CARD_OK, "k")).await,
+        place(
+            &shop,
+            &token,
+            order_request(&[(&lamp.id, 1), (unknown, 1)], CARD_OK, "k"),
+        )
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["items[1].product_id"]);
@@ -58,7 +66,10 @@ async fn who_may_do_what() {
         Code::Unauthenticated,
     );
     // A service account cannot buy: orders belong to users.
-    assert_code(place(&shop, &shop.service, request()).await, Code::PermissionDenied);
+    assert_code(
+        place(&shop, &shop.service, request()).await,
+        Code::PermissionDenied,
+    );
     let order = place(&shop, &token, request()).await.unwrap();
 
     // The write model's GetOrder is internal.
@@ -70,7 +81,10 @@ async fn who_may_do_what() {
         Code::PermissionDenied,
     );
     assert_code(
-        shop.orders().await.get_order(authed(get(), &shop.admin)).await,
+        shop.orders()
+            .await
+            .get_order(authed(get(), &shop.admin))
+            .await,
         Code::PermissionDenied,
     );
     shop.orders()
