@@ -134,3 +134,124 @@ pub fn stack(
         .service(channel);
     BoxCloneSyncService::new(service)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+    use crate::client::context::{CallContext, parse_timeout};
+
+    /// Records the `grpc-timeout` of every request, then serves it.
+    #[derive(Clone)]
+    struct Recorder<S> {
+        inner: S,
+        seen: Arc<Mutex<Vec<Option<Duration>>>>,
+    }
+
+    impl<S, B> tower::Service<http::Request<B>> for Recorder<S>
+    where
+        S: tower::Service<http::Request<B>>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let timeout = req
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_timeout);
+            self.seen.lock().unwrap().push(timeout);
+            self.inner.call(req)
+        }
+    }
+
+    /// A local health server that records the `grpc-timeout` of each request it receives.
+    async fn recording_server() -> (String, Arc<Mutex<Vec<Option<Duration>>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let layer = tower::layer::layer_fn(move |inner| Recorder {
+            inner,
+            seen: record.clone(),
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .layer(layer)
+                .add_service(health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (format!("http://{addr}"), seen)
+    }
+
+    fn client(url: &str, timeout: Duration) -> HealthClient<PeerChannel> {
+        let channel = endpoint("peer", url).unwrap().connect_lazy();
+        HealthClient::new(stack("peer", channel, None, timeout))
+    }
+
+    #[tokio::test]
+    async fn calls_carry_the_nearer_of_the_callers_deadline_and_the_call_timeout() {
+        let (url, seen) = recording_server().await;
+        let mut health = client(&url, Duration::from_secs(5));
+        health.check(HealthCheckRequest::default()).await.unwrap();
+        let context = CallContext {
+            deadline: Some(tokio::time::Instant::now() + Duration::from_millis(300)),
+            request_id: Some("r-1".into()),
+        };
+        context
+            .scope(health.check(HealthCheckRequest::default()))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let own = seen[0].unwrap();
+        let inherited = seen[1].unwrap();
+        assert!(
+            own > Duration::from_secs(4) && own <= Duration::from_secs(5),
+            "{own:?}"
+        );
+        assert!(inherited <= Duration::from_millis(300), "{inherited:?}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_deadline_fails_without_calling() {
+        let (url, seen) = recording_server().await;
+        let mut health = client(&url, Duration::from_secs(5));
+        let context = CallContext {
+            deadline: Some(tokio::time::Instant::now()),
+            request_id: None,
+        };
+        let status = context
+            .scope(health.check(HealthCheckRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_down_is_a_quick_unavailable_naming_it() {
+        let mut health = client("http://127.0.0.1:1", Duration::from_secs(5));
+        let started = std::time::Instant::now();
+        let status = health
+            .check(HealthCheckRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("peer"), "{status:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

@@ -245,13 +245,16 @@ impl ServiceConfig {
             upstreams: SERVICES
                 .iter()
                 .map(|peer| {
-                    let url = vars.get(&upstream_var(peer)).unwrap_or_else(|| {
-                        format!("http://127.0.0.1:{}", default_grpc_port(peer))
-                    });
+                    let url = vars
+                        .get(&upstream_var(peer))
+                        .unwrap_or_else(|| format!("http://127.0.0.1:{}", default_grpc_port(peer)));
                     ((*peer).to_owned(), url)
                 })
                 .collect(),
-            client_credentials: match (vars.get("MERCATO_CLIENT_ID"), vars.get("MERCATO_CLIENT_SECRET")) {
+            client_credentials: match (
+                vars.get("MERCATO_CLIENT_ID"),
+                vars.get("MERCATO_CLIENT_SECRET"),
+            ) {
                 (Some(client_id), Some(client_secret)) => Some(ClientCredentials {
                     client_id,
                     client_secret,
@@ -324,12 +327,13 @@ mod tests {
 
     #[test]
     fn client_credentials_come_in_pairs_and_hide_the_secret() {
-        assert!(
-            ServiceConfig::from_source("order", &env(&[("MERCATO_CLIENT_ID", "x")])).is_err()
-        );
+        assert!(ServiceConfig::from_source("order", &env(&[("MERCATO_CLIENT_ID", "x")])).is_err());
         let config = ServiceConfig::from_source(
             "order",
-            &env(&[("MERCATO_CLIENT_ID", "x"), ("MERCATO_CLIENT_SECRET", "s3cr3t")]),
+            &env(&[
+                ("MERCATO_CLIENT_ID", "x"),
+                ("MERCATO_CLIENT_SECRET", "s3cr3t"),
+            ]),
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("s3cr3t"));

@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn percentages_round_down_to_the_cent() {
         let a = Amount::parse(&money("EUR", 19, 990_000_000)).unwrap();
-        assert_eq!(a.percent_floor_cents(15).to_proto(), money("EUR", 2, 990_000_000));
+        assert_eq!(
+            a.percent_floor_cents(15).to_proto(),
+            money("EUR", 2, 990_000_000)
+        );
         assert_eq!(a.percent_floor_cents(100), a);
         assert!(a.percent_floor_cents(0).is_zero());
         let b = a.checked_sub(&a.percent_floor_cents(15)).unwrap();

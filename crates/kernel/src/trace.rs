@@ -79,7 +79,8 @@ where
         );
         let _ = span.set_parent(parent);
         // Calls made while serving this request inherit its deadline and request id.
-        crate::client::CallContext::from_headers(req.headers()).scope(self.inner.call(req).instrument(span))
+        crate::client::CallContext::from_headers(req.headers())
+            .scope(self.inner.call(req).instrument(span))
     }
 }
 

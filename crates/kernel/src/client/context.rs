@@ -146,10 +146,7 @@ impl Injector for HeaderInjector<'_> {
 
 impl<S> Service<Request<Body>> for ContextService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Response<Body>;
@@ -227,7 +224,10 @@ mod tests {
             assert!(back >= d && back - d < Duration::from_millis(2), "{d:?}");
         }
         assert_eq!(format_timeout(Duration::ZERO), "1m");
-        assert_eq!(format_timeout(Duration::from_secs(200_000_000)), "99999999S");
+        assert_eq!(
+            format_timeout(Duration::from_secs(200_000_000)),
+            "99999999S"
+        );
     }
 
     #[tokio::test]

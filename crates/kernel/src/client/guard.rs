@@ -44,10 +44,7 @@ pub struct GuardService<S> {
 
 impl<S> Service<Request<Body>> for GuardService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Response<Body>;
@@ -64,7 +61,7 @@ where
         let inner = self.inner.clone();
         let peer = self.peer.clone();
         let method = req.uri().path().to_owned();
-        
+
         Box::pin(async move {
             match inner.oneshot(req).await {
                 Ok(response) => Ok(response),

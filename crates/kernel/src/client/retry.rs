@@ -126,10 +126,7 @@ fn rebuild(parts: &http::request::Parts, body: &Bytes) -> Request<Body> {
 
 impl<S> Service<Request<Body>> for RetryService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Response<Body>;

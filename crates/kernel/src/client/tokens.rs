@@ -134,10 +134,7 @@ pub struct BearerService<S> {
 
 impl<S> Service<Request<Body>> for BearerService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Response<Body>;
