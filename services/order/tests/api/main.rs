@@ -5,6 +5,7 @@
 
 mod checkout;
 mod concurrency;
+mod faults;
 mod recovery;
 mod validation;
 
