@@ -11,11 +11,11 @@ pub mod shop;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
 use mercato::pb::events::v1::Envelope;
+use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
 use mercato::pb::identity::v1::{
-    ClientCredentialsGrant, CreateClientRequest, IssueTokenRequest, PasswordGrant,
-    RegisterRequest, issue_token_request,
+    ClientCredentialsGrant, CreateClientRequest, IssueTokenRequest, PasswordGrant, RegisterRequest,
+    issue_token_request,
 };
 use mercato_kernel::{RunningService, ServiceConfig};
 use tonic::metadata::MetadataValue;
@@ -212,6 +212,48 @@ impl TestIdentity {
             .expect("login")
             .into_inner()
             .access_token
+    }
+}
+
+/// One service under test beside its own identity, with an administrator's and a service
+/// account's token at hand.
+pub struct TestService {
+    /// The identity issuing the tokens.
+    pub identity: TestIdentity,
+    /// The service.
+    pub running: RunningService,
+    /// Its database (dropped with the fixture).
+    pub database: TestDatabase,
+    /// The environment it was started with.
+    pub env: HashMap<String, String>,
+    /// An administrator's access token.
+    pub admin: String,
+    /// A service account's access token.
+    pub service: String,
+}
+
+impl TestService {
+    /// Starts `service` with `start` on its own database, next to a fresh identity.
+    pub async fn start<F, Fut, E>(service: &str, start: F) -> Self
+    where
+        F: FnOnce(ServiceConfig) -> Fut,
+        Fut: std::future::Future<Output = Result<RunningService, E>>,
+        E: std::fmt::Debug,
+    {
+        let identity = TestIdentity::start().await;
+        let database = TestDatabase::new(service);
+        let mut env = service_env(service, &database, &identity.namespace);
+        env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
+        let config = ServiceConfig::from_source(service, &env).expect("service config");
+        let running = start(config).await.expect("service starts");
+        Self {
+            admin: identity.admin_token().await,
+            service: identity.service_token().await,
+            identity,
+            running,
+            database,
+            env,
+        }
     }
 }
 

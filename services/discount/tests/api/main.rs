@@ -15,37 +15,23 @@ use mercato::pb::discount::v1::{
     RedeemCouponRequest, Redemption, ReleaseRedemptionRequest, coupon,
 };
 use mercato::pb::r#type::v1::Money;
-use mercato_kernel::{RunningService, ServiceConfig};
-use mercato_testkit::{TestDatabase, TestIdentity, authed, service_env};
+use mercato_testkit::{TestService, authed};
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
 /// A discount service wired to its own identity, with an admin and a service-account token.
-pub struct TestDiscount {
-    pub identity: TestIdentity,
-    pub running: RunningService,
-    pub database: TestDatabase,
-    pub admin: String,
-    pub service: String,
+pub struct TestDiscount(pub TestService);
+
+impl std::ops::Deref for TestDiscount {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 impl TestDiscount {
     pub async fn start() -> Self {
-        let identity = TestIdentity::start().await;
-        let database = TestDatabase::new("discount");
-        let mut env = service_env("discount", &database, &identity.namespace);
-        env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-        let config = ServiceConfig::from_source("discount", &env).unwrap();
-        let running = discount::start(config).await.unwrap();
-        let admin = identity.admin_token().await;
-        let service = identity.service_token().await;
-        Self {
-            identity,
-            running,
-            database,
-            admin,
-            service,
-        }
+        Self(TestService::start("discount", discount::start).await)
     }
 
     pub async fn client(&self) -> DiscountServiceClient<Channel> {

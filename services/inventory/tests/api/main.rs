@@ -12,38 +12,24 @@ use mercato::pb::inventory::v1::{
     AdjustStockRequest, CommitReservationRequest, GetStockRequest, ReleaseReservationRequest,
     Reservation, ReserveStockRequest, Stock, StockItem,
 };
-use mercato_kernel::{RunningService, ServiceConfig};
-use mercato_testkit::{TestDatabase, TestIdentity, authed, service_env};
+use mercato_testkit::{TestService, authed};
 use tonic::Status;
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
 /// An inventory wired to its own identity, with an admin and a service-account token.
-pub struct TestInventory {
-    pub identity: TestIdentity,
-    pub running: RunningService,
-    pub database: TestDatabase,
-    pub admin: String,
-    pub service: String,
+pub struct TestInventory(pub TestService);
+
+impl std::ops::Deref for TestInventory {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 impl TestInventory {
     pub async fn start() -> Self {
-        let identity = TestIdentity::start().await;
-        let database = TestDatabase::new("inventory");
-        let mut env = service_env("inventory", &database, &identity.namespace);
-        env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-        let config = ServiceConfig::from_source("inventory", &env).unwrap();
-        let running = inventory::start(config).await.unwrap();
-        let admin = identity.admin_token().await;
-        let service = identity.service_token().await;
-        Self {
-            identity,
-            running,
-            database,
-            admin,
-            service,
-        }
+        Self(TestService::start("inventory", inventory::start).await)
     }
 
     pub async fn client(&self) -> InventoryServiceClient<Channel> {

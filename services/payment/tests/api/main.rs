@@ -10,8 +10,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use mercato::pb::payment::v1::payment_service_client::PaymentServiceClient;
 use mercato::pb::payment::v1::{Card, ChargeRequest, Payment, RefundRequest, RefundResponse};
 use mercato::pb::r#type::v1::Money;
-use mercato_kernel::{RunningService, ServiceConfig};
-use mercato_testkit::{TestDatabase, TestIdentity, authed, service_env};
+use mercato_testkit::{TestService, authed};
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
@@ -23,32 +22,18 @@ pub const VISA_DECLINED: &str = "4000000000000002";
 pub const VISA_NO_FUNDS: &str = "4000000000009995";
 
 /// A payment service wired to its own identity, with a service and an admin token.
-pub struct TestPayment {
-    pub identity: TestIdentity,
-    pub running: RunningService,
-    pub database: TestDatabase,
-    /// Token of a service account (role `service`), as the order service would hold.
-    pub service: String,
-    pub admin: String,
+pub struct TestPayment(pub TestService);
+
+impl std::ops::Deref for TestPayment {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 impl TestPayment {
     pub async fn start() -> Self {
-        let identity = TestIdentity::start().await;
-        let database = TestDatabase::new("payment");
-        let mut env = service_env("payment", &database, &identity.namespace);
-        env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-        let config = ServiceConfig::from_source("payment", &env).unwrap();
-        let running = payment::start(config).await.unwrap();
-        let service = identity.service_token().await;
-        let admin = identity.admin_token().await;
-        Self {
-            identity,
-            running,
-            database,
-            service,
-            admin,
-        }
+        Self(TestService::start("payment", payment::start).await)
     }
 
     pub async fn client(&self) -> PaymentServiceClient<Channel> {
