@@ -67,7 +67,7 @@ unit: nextest infra ## Unit and integration tests only (cargo nextest, real serv
 manifests: ## Validate the Kubernetes manifests offline
 	scripts/validate-manifests
 
-smoke: tools infra ## Start identity and catalog and exercise them with grpcurl
+smoke: tools infra ## Start the checkout services and exercise them with grpcurl, up to an order
 	scripts/grpcurl-smoke
 
 test: tools infra nextest ## What CI runs: lint, tests, manifests, grpcurl smoke test
