@@ -1,0 +1,144 @@
+//! Checkout: the basket's items and coupon become an order through the order service's
+//! PlaceOrder, placed with the customer's own token (PlaceOrder takes the buyer from it and
+//! refuses service tokens). The basket is emptied once the order is CONFIRMED, and only if it
+//! did not change meanwhile, so a line added during checkout survives.
+//!
+//! Idempotency: PlaceOrder returns the same order for the same key and the same contents.
+//! The first Checkout with a key records the items it sent; a repeat sends those again, so
+//! it gets that same order even after the basket was emptied or changed.
+
+use mercato::pb::order::v1::{Order, OrderStatus, PlaceOrderRequest};
+use mercato_kernel::auth::Principal;
+use mercato_kernel::error;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::api::{BasketApi, store_failed};
+use crate::domain::Checkout;
+use crate::store::CheckoutRecord;
+
+/// Whether a failed PlaceOrder certainly placed no order: it refused the request before
+/// storing anything. The checkout record is then dropped, so the customer can fix the basket
+/// and retry with the same key. After an outage or a timeout the order may exist: the record
+/// stays and a retry asks for the same order.
+fn placed_nothing(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::NotFound
+            | Code::OutOfRange
+    )
+}
+
+impl BasketApi {
+    /// The items this checkout orders: recorded by an earlier Checkout with the same key, or
+    /// taken from the basket now.
+    async fn checkout_items(&self, user_id: &str, key: &str) -> Result<CheckoutRecord, Status> {
+        if let Some(record) = self
+            .store
+            .checkout_record(user_id, key)
+            .await
+            .map_err(store_failed)?
+        {
+            return Ok(record);
+        }
+        let contents = self.store.load(user_id).await.map_err(store_failed)?;
+        if contents.lines.is_empty() {
+            return Err(error::failed_precondition(
+                "BASKET_EMPTY",
+                "the basket is empty; add products before checking out",
+            ));
+        }
+        let snapshot = CheckoutRecord {
+            items: contents.order_items(),
+            coupon_code: contents.coupon_code.clone().unwrap_or_default(),
+            version: contents.version,
+        };
+        // A concurrent Checkout with the same key may have recorded first: use its record.
+        self.store
+            .record_checkout(user_id, key, &snapshot)
+            .await
+            .map_err(store_failed)
+    }
+
+    /// Places the order for the caller's basket; see the module docs.
+    pub(crate) async fn place_order(
+        &self,
+        principal: &Principal,
+        checkout: Checkout,
+    ) -> Result<Order, Status> {
+        let user_id = principal.subject.as_str();
+        let key = checkout.idempotency_key;
+        let record = self.checkout_items(user_id, &key).await?;
+
+        let mut request = tonic::Request::new(PlaceOrderRequest {
+            items: record.items.clone(),
+            coupon_code: record.coupon_code.clone(),
+            card: Some(checkout.card),
+            shipping_address: Some(checkout.shipping_address),
+            idempotency_key: key.clone(),
+        });
+        let bearer = MetadataValue::try_from(format!("Bearer {}", principal.token))
+            .map_err(|_| error::internal("the caller's token is not a valid header value"))?;
+        request.metadata_mut().insert("authorization", bearer);
+
+        let order = match self.peers.order.clone().place_order(request).await {
+            Ok(response) => response
+                .into_inner()
+                .order
+                .ok_or_else(|| error::internal("PlaceOrder answered without an order"))?,
+            Err(status) => {
+                if placed_nothing(&status)
+                    && let Err(err) = self.store.forget_checkout(user_id, &key).await
+                {
+                    tracing::warn!(%user_id, error = %err, "could not forget a refused checkout");
+                }
+                // Field violations, coupon refusals and outages reach the client unchanged.
+                return Err(status);
+            }
+        };
+
+        if order.status() == OrderStatus::Confirmed {
+            // The order is placed whatever happens here: a failure to empty the basket is
+            // logged, not reported (a repeated Checkout with the key empties it then).
+            match self.store.empty_if_unchanged(user_id, record.version).await {
+                Ok(true) => {
+                    tracing::info!(%user_id, order_id = %order.id, "checked out; basket emptied")
+                }
+                Ok(false) => tracing::info!(
+                    %user_id,
+                    order_id = %order.id,
+                    "checked out; basket changed meanwhile, kept"
+                ),
+                Err(err) => tracing::warn!(
+                    %user_id,
+                    order_id = %order.id,
+                    error = %err,
+                    "checked out, but the basket could not be emptied"
+                ),
+            }
+        }
+        Ok(order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_before_any_order_free_the_key() {
+        assert!(placed_nothing(&Status::invalid_argument(
+            "items[0].product_id"
+        )));
+        assert!(placed_nothing(&Status::failed_precondition(
+            "COUPON_EXPIRED"
+        )));
+        assert!(!placed_nothing(&Status::unavailable("order")));
+        assert!(!placed_nothing(&Status::deadline_exceeded("slow")));
+        assert!(!placed_nothing(&Status::internal("?")));
+    }
+}
