@@ -179,6 +179,10 @@ impl TestShop {
         let mut env = service_env("order", &self.order_db, &self.identity.namespace);
         service_identity_env(&self.identity, "order", &mut env).await;
         env.insert("MERCATO_DB_POOL_SIZE".into(), "8".into());
+        // The whole mesh shares this process and two cores with other tests: calls may
+        // queue far longer than in production, and a timeout here would fail a checkout the
+        // test expects to succeed.
+        env.insert("MERCATO_CALL_TIMEOUT_MS".into(), "30000".into());
         env.insert("MERCATO_UPSTREAM_CATALOG".into(), self.catalog.url());
         env.insert("MERCATO_UPSTREAM_INVENTORY".into(), self.inventory.url());
         env.insert("MERCATO_UPSTREAM_DISCOUNT".into(), self.discount.url());

@@ -44,6 +44,8 @@ impl TestBasket {
         let database = TestDatabase::new("basket");
         let mut env = service_env("basket", &database, &shop.identity.namespace);
         service_identity_env(&shop.identity, "basket", &mut env).await;
+        // Checkout waits for the whole saga of a mesh sharing this process with other tests.
+        env.insert("MERCATO_CALL_TIMEOUT_MS".into(), "30000".into());
         env.insert("MERCATO_UPSTREAM_CATALOG".into(), shop.catalog.url());
         env.insert("MERCATO_UPSTREAM_DISCOUNT".into(), shop.discount.url());
         env.insert(
