@@ -7,6 +7,7 @@
 //! domain named `<NAMESPACE>_<DOMAIN>`. The namespace (`MERCATO_NAMESPACE`) keeps parallel
 //! tests and deployments apart on one NATS server.
 
+pub mod consumer;
 pub mod outbox;
 pub mod stream;
 

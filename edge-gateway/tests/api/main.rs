@@ -1,1 +1,11 @@
-//! Gateway end-to-end tests.
+//! Gateway end-to-end tests: one gateway per test on an ephemeral port, in front of real
+//! services (the test shop) or stubs where a behaviour needs control over the upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod authorization;
+mod endpoints;
+mod grpc_web;
+mod helpers;
+mod passthrough;
+mod rest;
+mod stubs;

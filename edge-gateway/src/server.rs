@@ -1,0 +1,287 @@
+//! The one public port: HTTP/1.1 and HTTP/2 (cleartext, detected per connection) served by
+//! hyper-util, each request dispatched by content type — native gRPC to the passthrough,
+//! gRPC-web through tonic-web to the same passthrough, anything else to the gateway's own
+//! endpoints or the REST surface. CORS wraps it all, so browsers get preflights answered and
+//! the gRPC status headers exposed.
+
+use std::convert::Infallible;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use mercato_kernel::health::Health;
+use mercato_kernel::shutdown::ShutdownSignal;
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt as _};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::contracts::Contracts;
+use crate::rest::RestApi;
+
+/// A gRPC service (passthrough, possibly behind tonic-web).
+pub type GrpcService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// Dispatches one request by content type and path.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    contracts: Contracts,
+    grpc: GrpcService,
+    grpc_web: GrpcService,
+    rest: RestApi,
+    openapi: Bytes,
+    health: Health,
+}
+
+impl Gateway {
+    /// The dispatcher over its parts.
+    pub fn new(
+        contracts: Contracts,
+        grpc: GrpcService,
+        grpc_web: GrpcService,
+        rest: RestApi,
+        openapi: Bytes,
+        health: Health,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                contracts,
+                grpc,
+                grpc_web,
+                rest,
+                openapi,
+                health,
+            }),
+        }
+    }
+}
+
+fn content_type(req: &Request<Body>) -> &[u8] {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .map_or(&[][..], HeaderValue::as_bytes)
+}
+
+fn plain(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::new(http_body_util::Full::new(body.into())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The gateway's own gRPC services (health, reflection).
+fn is_local(path: &str) -> bool {
+    [
+        "/grpc.health.v1.Health/",
+        "/grpc.reflection.v1.ServerReflection/",
+        "/grpc.reflection.v1alpha.ServerReflection/",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
+}
+
+impl Inner {
+    async fn dispatch(&self, req: Request<Body>) -> Response<Body> {
+        let kind = content_type(&req);
+        // Unknown gRPC paths are answered here, before the metrics layer: a client inventing
+        // paths must not invent metric series.
+        if kind.starts_with(b"application/grpc")
+            && self.contracts.method(req.uri().path()).is_none()
+            && !is_local(req.uri().path())
+        {
+            let status = crate::gate::no_such_method(req.uri().path());
+            let mut response = status.into_http();
+            if kind.starts_with(b"application/grpc-web")
+                && let Ok(value) = HeaderValue::from_str(&String::from_utf8_lossy(kind))
+            {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            return response;
+        }
+        if kind.starts_with(b"application/grpc-web") {
+            return match self.grpc_web.clone().oneshot(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+        if kind.starts_with(b"application/grpc") {
+            return match self.grpc.clone().oneshot(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+        if req.method() == Method::GET {
+            match req.uri().path() {
+                "/healthz" => return plain(StatusCode::OK, "text/plain", "ok\n"),
+                "/readyz" => {
+                    let report = self.health.report().await;
+                    let status = if report.ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    let body = serde_json::to_vec(&report).unwrap_or_default();
+                    return plain(status, "application/json", body);
+                }
+                "/openapi.json" => {
+                    return plain(StatusCode::OK, "application/json", self.openapi.clone());
+                }
+                "/.well-known/jwks.json" => {
+                    // The same call as GET /v1/auth/jwks: identity's GetJwks as JSON.
+                    let (mut parts, body) = req.into_parts();
+                    parts.uri = Uri::from_static("/v1/auth/jwks");
+                    let mut response = self.rest.handle(Request::from_parts(parts, body)).await;
+                    if response.status().is_success() {
+                        response.headers_mut().insert(
+                            header::CACHE_CONTROL,
+                            HeaderValue::from_static("public, max-age=300"),
+                        );
+                    }
+                    return response;
+                }
+                _ => {}
+            }
+        }
+        self.rest.handle(req).await
+    }
+}
+
+impl Service<Request<Incoming>> for Gateway {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.dispatch(req.map(Body::new)).await) })
+    }
+}
+
+/// CORS for browsers: only `origins` (or any, with `*`), preflights answered here, and the
+/// headers gRPC-web clients must read exposed. No origins: no CORS headers at all.
+pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let request_headers = [
+        "authorization",
+        "content-type",
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "x-request-id",
+        "accept",
+    ];
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "x-request-id",
+        "retry-after",
+    ];
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers(request_headers.map(http::HeaderName::from_static))
+            .expose_headers(exposed.map(http::HeaderName::from_static))
+            .max_age(Duration::from_secs(24 * 3600)),
+    )
+}
+
+/// Accepts connections on `listener` until `shutdown`, then lets open requests finish for
+/// at most `grace`. Each request learns its client's address (see [`crate::gate::client_addr`]).
+pub async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: ShutdownSignal,
+    grace: Duration,
+    trusted_proxy_hops: usize,
+) where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(1024)
+        .adaptive_window(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stop = shutdown.requested();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = service.clone();
+                let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    let client = crate::gate::client_addr(peer, req.headers(), trusted_proxy_hops);
+                    req.extensions_mut().insert(client);
+                    service.clone().oneshot(req)
+                });
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), hyper_service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over, closing remaining connections");
+    }
+}

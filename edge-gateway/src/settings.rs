@@ -1,0 +1,111 @@
+//! The gateway's own settings (the shared ones live in [`mercato_kernel::ServiceConfig`]),
+//! read through the kernel's [`Env`] so tests never touch the process environment.
+
+use std::time::Duration;
+
+use mercato_kernel::config::{ConfigError, Env, Vars};
+
+/// Gateway-specific configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Browser origins allowed to call the gateway (`MERCATO_CORS_ALLOWED_ORIGINS`, comma
+    /// separated, `*` for any; default none: cross-origin browser calls are refused).
+    pub cors_origins: Vec<String>,
+    /// Sustained requests per second per principal, or per client IP when anonymous
+    /// (`MERCATO_RATE_LIMIT_RPS`, default 50; 0 turns rate limiting off).
+    pub rate_limit_rps: u32,
+    /// Burst allowance of the same bucket (`MERCATO_RATE_LIMIT_BURST`, default 100).
+    pub rate_limit_burst: u32,
+    /// Largest accepted request body in bytes, for REST and gRPC alike
+    /// (`MERCATO_MAX_REQUEST_BYTES`, default 1 MiB).
+    pub max_request_bytes: usize,
+    /// Deadline of a unary call whose client sets none (`MERCATO_UNARY_TIMEOUT_MS`, default
+    /// 15000). Streams without a client deadline run until either side ends them.
+    pub unary_timeout: Duration,
+    /// Proxies in front of the gateway that append to `x-forwarded-for` (load balancer,
+    /// ingress controller), whose word on the client's address is trusted for rate limiting
+    /// and forwarding (`MERCATO_TRUSTED_PROXY_HOPS`, default 0: the TCP peer is the client).
+    pub trusted_proxy_hops: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            rate_limit_rps: 50,
+            rate_limit_burst: 100,
+            max_request_bytes: 1024 * 1024,
+            unary_timeout: Duration::from_secs(15),
+            trusted_proxy_hops: 0,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings from `env`, with the defaults above.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let vars = Vars(env);
+        let defaults = Self::default();
+        let cors_origins = vars
+            .get("MERCATO_CORS_ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            cors_origins,
+            rate_limit_rps: vars.parse_or("MERCATO_RATE_LIMIT_RPS", defaults.rate_limit_rps)?,
+            rate_limit_burst: vars
+                .parse_or("MERCATO_RATE_LIMIT_BURST", defaults.rate_limit_burst)?,
+            max_request_bytes: vars
+                .parse_or("MERCATO_MAX_REQUEST_BYTES", defaults.max_request_bytes)?,
+            unary_timeout: Duration::from_millis(vars.parse_or(
+                "MERCATO_UNARY_TIMEOUT_MS",
+                u64::try_from(defaults.unary_timeout.as_millis()).unwrap_or(15_000),
+            )?),
+            trusted_proxy_hops: vars
+                .parse_or("MERCATO_TRUSTED_PROXY_HOPS", defaults.trusted_proxy_hops)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn settings_default_and_parse_from_the_environment() {
+        let empty: HashMap<String, String> = HashMap::new();
+        let settings = Settings::from_env(&empty).unwrap();
+        assert!(settings.cors_origins.is_empty());
+        assert_eq!(settings.rate_limit_rps, 50);
+
+        let env: HashMap<String, String> = [
+            (
+                "MERCATO_CORS_ALLOWED_ORIGINS",
+                "https://shop.example, http://localhost:3000",
+            ),
+            ("MERCATO_RATE_LIMIT_RPS", "0"),
+            ("MERCATO_UNARY_TIMEOUT_MS", "250"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let settings = Settings::from_env(&env).unwrap();
+        assert_eq!(
+            settings.cors_origins,
+            ["https://shop.example", "http://localhost:3000"]
+        );
+        assert_eq!(settings.rate_limit_rps, 0);
+        assert_eq!(settings.unary_timeout, Duration::from_millis(250));
+        let bad: HashMap<String, String> =
+            [("MERCATO_RATE_LIMIT_RPS".to_owned(), "many".to_owned())].into();
+        assert!(Settings::from_env(&bad).is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! gRPC-web (binary and text) through the gateway, unary and server streaming, as a browser
+//! would send it over HTTP/1.1, and the CORS answers browsers need.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use mercato::pb::notification::v1::{
+    ListNotificationsRequest, ListNotificationsResponse, StreamNotificationsRequest,
+    StreamNotificationsResponse,
+};
+use mercato_testkit::TestIdentity;
+use prost::Message;
+
+use crate::helpers::{Http, Reply, expect_status, gateway};
+use crate::stubs::Notifications;
+
+const LIST: &str = "/mercato.notification.v1.NotificationService/ListNotifications";
+const STREAM: &str = "/mercato.notification.v1.NotificationService/StreamNotifications";
+const ORIGIN: &str = "https://shop.example";
+
+fn frame(message: &impl Message) -> Vec<u8> {
+    let payload = message.encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Decodes concatenated, separately padded base64 chunks (how servers write -text bodies).
+fn decode_text(text: &[u8]) -> Vec<u8> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = match rest.iter().position(|b| *b == b'=') {
+            Some(first) => first + rest[first..].iter().take_while(|b| **b == b'=').count(),
+            None => rest.len(),
+        };
+        out.extend(engine.decode(&rest[..end]).unwrap());
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// The messages and the trailers of a gRPC-web response body.
+fn parse(body: &[u8]) -> (Vec<Vec<u8>>, String) {
+    let mut messages = Vec::new();
+    let mut trailers = String::new();
+    let mut rest = body;
+    while rest.len() >= 5 {
+        let flag = rest[0];
+        let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+        let payload = &rest[5..5 + len];
+        if flag & 0x80 == 0 {
+            messages.push(payload.to_vec());
+        } else {
+            trailers = String::from_utf8(payload.to_vec()).unwrap();
+        }
+        rest = &rest[5 + len..];
+    }
+    (messages, trailers)
+}
+
+async fn call(http: &Http, path: &str, content_type: &str, body: Vec<u8>, token: &str) -> Reply {
+    let text = content_type.contains("text");
+    let body = if text {
+        base64::engine::general_purpose::STANDARD
+            .encode(body)
+            .into_bytes()
+    } else {
+        body
+    };
+    let reply = http
+        .send(
+            http.builder("POST", path)
+                .header("content-type", content_type)
+                .header("accept", content_type)
+                .header("x-grpc-web", "1")
+                .header("origin", ORIGIN)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+        )
+        .await;
+    let text_reply = reply.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/grpc-web-text");
+    assert_eq!(text, text_reply, "the answer is encoded like the request");
+    if text {
+        Reply {
+            body: decode_text(&reply.body).into(),
+            ..reply
+        }
+    } else {
+        reply
+    }
+}
+
+#[tokio::test]
+async fn grpc_web_unary_and_server_streams_work_in_binary_and_text() {
+    let identity = TestIdentity::start().await;
+    let stub = Notifications::start(3).await;
+    let gw = gateway(
+        &identity.url(),
+        &[("notification", stub)],
+        &[("MERCATO_CORS_ALLOWED_ORIGINS", ORIGIN)],
+    )
+    .await;
+    let http = Http::new(gw.addr);
+    let (_, token) = identity.customer().await;
+
+    for content_type in [
+        "application/grpc-web",
+        "application/grpc-web+proto",
+        "application/grpc-web-text",
+    ] {
+        let unary = call(
+            &http,
+            LIST,
+            content_type,
+            frame(&ListNotificationsRequest::default()),
+            &token,
+        )
+        .await;
+        expect_status(&unary, 200);
+        assert_eq!(unary.headers["access-control-allow-origin"], ORIGIN);
+        let (messages, trailers) = parse(&unary.body);
+        assert!(
+            trailers.contains("grpc-status:0"),
+            "{content_type}: {trailers:?} {:?} {:?}",
+            unary.headers,
+            unary.body
+        );
+        let response = ListNotificationsResponse::decode(&messages[0][..]).unwrap();
+        assert_eq!(response.unread_count, 1);
+        assert_eq!(response.notifications[0].title, format!("Bearer {token}"));
+
+        let stream = call(
+            &http,
+            STREAM,
+            content_type,
+            frame(&StreamNotificationsRequest::default()),
+            &token,
+        )
+        .await;
+        expect_status(&stream, 200);
+        let (messages, trailers) = parse(&stream.body);
+        assert!(
+            trailers.contains("grpc-status:0"),
+            "{content_type}: {trailers:?}"
+        );
+        let ids: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                StreamNotificationsResponse::decode(&m[..])
+                    .unwrap()
+                    .notification
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        assert_eq!(ids, ["n1", "n2", "n3"], "{content_type}");
+    }
+}
+
+#[tokio::test]
+async fn grpc_web_errors_and_refusals_carry_their_status() {
+    let identity = TestIdentity::start().await;
+    let stub = Notifications::start(1).await;
+    let gw = gateway(&identity.url(), &[("notification", stub)], &[]).await;
+    let http = Http::new(gw.addr);
+    let (_, token) = identity.customer().await;
+
+    let invalid = call(
+        &http,
+        LIST,
+        "application/grpc-web+proto",
+        frame(&ListNotificationsRequest {
+            page_size: -1,
+            ..Default::default()
+        }),
+        &token,
+    )
+    .await;
+    let status = invalid
+        .headers
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_else(|| parse(&invalid.body).1);
+    assert!(status.contains('3'), "INVALID_ARGUMENT: {status:?}");
+
+    let anonymous = http
+        .send(
+            http.builder("POST", LIST)
+                .header("content-type", "application/grpc-web+proto")
+                .body(Full::new(Bytes::from(frame(
+                    &ListNotificationsRequest::default(),
+                ))))
+                .unwrap(),
+        )
+        .await;
+    expect_status(&anonymous, 200);
+    assert_eq!(anonymous.headers["grpc-status"], "16", "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn cors_preflights_allow_configured_origins_only() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(
+        &identity.url(),
+        &[],
+        &[("MERCATO_CORS_ALLOWED_ORIGINS", ORIGIN)],
+    )
+    .await;
+    let http = Http::new(gw.addr);
+    let preflight = |origin: &'static str| {
+        http.builder("OPTIONS", LIST)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-grpc-web,authorization",
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let allowed = http.send(preflight(ORIGIN)).await;
+    expect_status(&allowed, 200);
+    assert_eq!(allowed.headers["access-control-allow-origin"], ORIGIN);
+    let methods = allowed.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+
+    let other = http.send(preflight("https://evil.example")).await;
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+
+    let reply = http
+        .send(
+            http.builder("GET", "/healthz")
+                .header("origin", ORIGIN)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    let exposed = reply.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(
+        exposed.contains("grpc-status") && exposed.contains("grpc-message"),
+        "{exposed}"
+    );
+}

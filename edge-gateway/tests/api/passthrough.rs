@@ -1,0 +1,366 @@
+//! Native gRPC through the gateway: generated clients pointed at the gateway's port reach the
+//! real services, with status details, deadlines and failures intact.
+
+use std::time::{Duration, Instant};
+
+use mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient;
+use mercato::pb::catalog::v1::{
+    BatchGetProductsRequest, CreateProductRequest, GetProductRequest, ListProductsRequest, Product,
+};
+use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
+use mercato::pb::identity::v1::{
+    GetMeRequest, IssueTokenRequest, PasswordGrant, RegisterRequest, issue_token_request,
+};
+use mercato::pb::inventory::v1::AdjustStockRequest;
+use mercato::pb::inventory::v1::inventory_service_client::InventoryServiceClient;
+use mercato::pb::order::v1::OrderStatus;
+use mercato::pb::order::v1::order_service_client::OrderServiceClient;
+use mercato_testkit::shop::{CARD_OK, TestShop, eur, order_request};
+use mercato_testkit::{TestIdentity, assert_code, authed, unique_id, violated_fields};
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::helpers::{DOWN, gateway, grpc};
+use crate::stubs::CatchAll;
+
+/// The shop's services as the gateway's upstreams.
+pub fn shop_upstreams(shop: &TestShop) -> Vec<(&'static str, String)> {
+    vec![
+        ("catalog", shop.catalog.url()),
+        ("inventory", shop.inventory.url()),
+        ("discount", shop.discount.url()),
+        ("payment", shop.payment.url()),
+        (
+            "order",
+            format!("http://{}", shop.order.as_ref().unwrap().grpc_addr),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_customer_shops_with_generated_clients_through_the_gateway() {
+    let shop = TestShop::start().await;
+    let gw = gateway(&shop.identity.url(), &shop_upstreams(&shop), &[]).await;
+    let channel = grpc(gw.addr).await;
+
+    let mut identity = IdentityServiceClient::new(channel.clone());
+    let email = format!("g{}@mercato.test", unique_id());
+    let user = identity
+        .register(RegisterRequest {
+            email: email.clone(),
+            password: "long-enough-password".into(),
+            display_name: "Grace".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    let token = identity
+        .issue_token(IssueTokenRequest {
+            grant: Some(issue_token_request::Grant::Password(PasswordGrant {
+                email,
+                password: "long-enough-password".into(),
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let me = identity
+        .get_me(authed(GetMeRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(me.id, user.id);
+
+    let mut catalog = CatalogServiceClient::new(channel.clone());
+    let product = catalog
+        .create_product(authed(
+            CreateProductRequest {
+                product: Some(Product {
+                    sku: format!("GW-{}", unique_id().to_uppercase()),
+                    name: "Gateway lamp".into(),
+                    price: Some(eur(2500)),
+                    ..Default::default()
+                }),
+            },
+            &shop.admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    InventoryServiceClient::new(channel.clone())
+        .adjust_stock(authed(
+            AdjustStockRequest {
+                product_id: product.id.clone(),
+                delta: 5,
+                reason: "delivery".into(),
+            },
+            &shop.admin,
+        ))
+        .await
+        .unwrap();
+    let listed = catalog
+        .list_products(ListProductsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.products.iter().any(|p| p.id == product.id));
+    let fetched = catalog
+        .get_product(GetProductRequest {
+            id: product.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert_eq!(fetched.name, "Gateway lamp");
+
+    let order = OrderServiceClient::new(channel.clone())
+        .place_order(authed(
+            order_request(&[(product.id.as_str(), 2)], CARD_OK, &unique_id()),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(order.status(), OrderStatus::Confirmed, "{order:?}");
+    assert_eq!(order.user_id, user.id);
+    assert_eq!(shop.stock(&product.id).await.available, 3);
+}
+
+#[tokio::test]
+async fn status_details_and_policies_survive_the_passthrough() {
+    let shop = TestShop::start().await;
+    let gw = gateway(&shop.identity.url(), &shop_upstreams(&shop), &[]).await;
+    let mut catalog = CatalogServiceClient::new(grpc(gw.addr).await);
+
+    let invalid = catalog
+        .create_product(authed(
+            CreateProductRequest {
+                product: Some(Product::default()),
+            },
+            &shop.admin,
+        ))
+        .await;
+    let status = assert_code(invalid, Code::InvalidArgument);
+    assert!(
+        violated_fields(&status).iter().any(|f| f.contains("sku")),
+        "{status:?}"
+    );
+
+    let (_, customer) = shop.identity.customer().await;
+    assert_code(
+        catalog
+            .create_product(authed(CreateProductRequest::default(), &customer))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        catalog
+            .create_product(CreateProductRequest::default())
+            .await,
+        Code::Unauthenticated,
+    );
+    let forged = catalog
+        .get_product(authed(GetProductRequest { id: "x".into() }, "not.a.jwt"))
+        .await;
+    assert_code(forged, Code::Unauthenticated);
+    // Internal RPCs do not exist from outside, even for a service account.
+    assert_code(
+        catalog
+            .batch_get_products(authed(
+                BatchGetProductsRequest {
+                    ids: vec!["x".into()],
+                },
+                &shop.service,
+            ))
+            .await,
+        Code::Unimplemented,
+    );
+    assert_code(
+        catalog
+            .get_product(GetProductRequest {
+                id: "0190aaaa-0000-7000-8000-000000000000".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn a_down_upstream_answers_unavailable_quickly() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[("catalog", DOWN.into())], &[]).await;
+    let mut catalog = CatalogServiceClient::new(grpc(gw.addr).await);
+    let started = Instant::now();
+    let status = assert_code(
+        catalog
+            .get_product(GetProductRequest { id: "x".into() })
+            .await,
+        Code::Unavailable,
+    );
+    assert!(status.message().contains("catalog"), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn deadlines_reach_the_upstream_and_bound_the_call() {
+    let identity = TestIdentity::start().await;
+    let (stub, stub_url) = CatchAll::start().await;
+    let gw = gateway(&identity.url(), &[("catalog", stub_url.clone())], &[]).await;
+    let mut catalog = CatalogServiceClient::new(grpc(gw.addr).await);
+
+    let mut request = tonic::Request::new(GetProductRequest { id: "x".into() });
+    request.set_timeout(Duration::from_secs(2));
+    catalog.get_product(request).await.unwrap();
+    let seen = stub.seen();
+    let timeout = seen[0].headers["grpc-timeout"].to_str().unwrap().to_owned();
+    let left = mercato_kernel::client::context::parse_timeout(&timeout).unwrap();
+    assert!(
+        left <= Duration::from_secs(2) && left > Duration::from_secs(1),
+        "{timeout}"
+    );
+
+    // Without a client deadline, the gateway's default for unary calls bounds the call.
+    let gw = gateway(
+        &identity.url(),
+        &[("catalog", stub_url)],
+        &[("MERCATO_UNARY_TIMEOUT_MS", "200")],
+    )
+    .await;
+    let mut catalog = CatalogServiceClient::new(grpc(gw.addr).await);
+    let mut slow = tonic::Request::new(GetProductRequest { id: "x".into() });
+    slow.metadata_mut()
+        .insert("x-stub-delay-ms", "3000".parse().unwrap());
+    let started = Instant::now();
+    assert_code(catalog.get_product(slow).await, Code::DeadlineExceeded);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn internal_headers_are_stripped_and_the_token_and_request_id_forwarded() {
+    let identity = TestIdentity::start().await;
+    let (stub, url) = CatchAll::start().await;
+    let gw = gateway(&identity.url(), &[("catalog", url)], &[]).await;
+    let (_, token) = identity.customer().await;
+    let mut catalog = CatalogServiceClient::new(grpc(gw.addr).await);
+
+    let mut request = authed(GetProductRequest { id: "x".into() }, &token);
+    request
+        .metadata_mut()
+        .insert("x-mercato-user", "admin".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-forwarded-for", "10.9.9.9".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "trace-me-42".parse().unwrap());
+    catalog.get_product(request).await.unwrap();
+    catalog
+        .get_product(GetProductRequest { id: "y".into() })
+        .await
+        .unwrap();
+
+    let seen = stub.seen();
+    let first = &seen[0].headers;
+    assert!(first.get("x-mercato-user").is_none());
+    assert_eq!(first["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(first["x-request-id"], "trace-me-42");
+    assert_eq!(first["authorization"], format!("Bearer {token}").as_str());
+    let generated = seen[1].headers["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+}
+
+#[tokio::test]
+async fn reflection_lists_the_public_services_and_health_answers() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[], &[]).await;
+    let channel = grpc(gw.addr).await;
+
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, 1, "SERVING");
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"mercato.catalog.v1.CatalogService".to_owned()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"mercato.orderquery.v1.OrderQueryService".to_owned()));
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()));
+}
+
+#[tokio::test]
+async fn unknown_methods_are_unimplemented_and_leave_no_metrics() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[], &[]).await;
+    let contracts = edge_gateway::contracts::Contracts::mercato().unwrap();
+    let input = contracts
+        .pool()
+        .get_message_by_name("mercato.catalog.v1.GetProductRequest")
+        .unwrap();
+    for path in [
+        "/mercato.catalog.v1.CatalogService/StealProducts",
+        "/no.such.v1.Service/Call",
+    ] {
+        let mut client = tonic::client::Grpc::new(grpc(gw.addr).await);
+        client.ready().await.unwrap();
+        let outcome = client
+            .unary(
+                tonic::Request::new(prost_reflect::DynamicMessage::new(input.clone())),
+                http::uri::PathAndQuery::from_static(path),
+                edge_gateway::codec::DynamicCodec::new(input.clone()),
+            )
+            .await;
+        assert_code(outcome, Code::Unimplemented);
+    }
+    let metrics = crate::helpers::Http::new(gw.admin_addr)
+        .call("GET", "/metrics", None, None)
+        .await
+        .text();
+    assert!(!metrics.contains("StealProducts"), "{metrics}");
+}
