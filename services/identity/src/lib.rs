@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use domain::parse_client_name;
 use mercato::pb::identity::v1::identity_service_server::IdentityServiceServer;
 use mercato_kernel::auth::{DEFAULT_ISSUER, ROLE_ADMIN, ROLE_CUSTOMER, ROLE_SERVICE, Verifier};
 use mercato_kernel::config::{ConfigError, Env, Vars};
-use domain::parse_client_name;
 use mercato_kernel::serve::Services;
 use mercato_kernel::{RunningService, ServeError, ServiceConfig, ServiceHost};
 

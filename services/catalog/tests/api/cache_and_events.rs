@@ -1,4 +1,3 @@
-
 use deadpool_redis::redis::AsyncCommands as _;
 use mercato::pb::catalog::v1::{GetProductRequest, PriceChanged, Product, UpdateProductRequest};
 use mercato_kernel::ServiceConfig;

@@ -103,4 +103,3 @@ pub fn product(sku: &str, name: &str, cents: i64, category_id: &str) -> Product 
         ..Default::default()
     }
 }
-

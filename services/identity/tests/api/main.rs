@@ -61,4 +61,3 @@ pub async fn login(
         .await
         .map(tonic::Response::into_inner)
 }
-
