@@ -157,6 +157,12 @@ pub struct ServiceConfig {
     /// Longest a single call to a peer may take, retries included, when the caller's own
     /// deadline is not shorter (`MERCATO_CALL_TIMEOUT_MS`, default 5000).
     pub call_timeout: Duration,
+    /// Deliveries of an event a consumer fails to apply before it is dead-lettered
+    /// (`MERCATO_EVENT_MAX_ATTEMPTS`, default 5).
+    pub event_max_attempts: i64,
+    /// Back-off before an event's second delivery, doubling after each failure
+    /// (`MERCATO_EVENT_BACKOFF_MS`, default 500).
+    pub event_backoff: Duration,
 }
 
 /// A service account's credentials; the secret never appears in `Debug` output.
@@ -267,6 +273,8 @@ impl ServiceConfig {
                 }
             },
             call_timeout: Duration::from_millis(vars.parse_or("MERCATO_CALL_TIMEOUT_MS", 5000)?),
+            event_max_attempts: vars.parse_or("MERCATO_EVENT_MAX_ATTEMPTS", 5)?,
+            event_backoff: Duration::from_millis(vars.parse_or("MERCATO_EVENT_BACKOFF_MS", 500)?),
         })
     }
 

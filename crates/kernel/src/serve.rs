@@ -18,6 +18,7 @@ use tonic::service::RoutesBuilder;
 use crate::auth::{AuthLayer, Verifier};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::db::{DbError, DbPool};
+use crate::events::consumer::{ConsumerConfig, Projector};
 use crate::events::outbox::{OutboxNotifier, Relay};
 use crate::health::{Check, Dependency, Health};
 use crate::metrics::MetricsLayer;
@@ -102,6 +103,7 @@ pub struct ServiceHost {
     verifier: Option<Arc<Verifier>>,
     checks: Vec<Check>,
     relay_domain: Option<String>,
+    consumer: Option<(ConsumerConfig, Arc<dyn Projector>)>,
     trigger: ShutdownTrigger,
     signal: ShutdownSignal,
 }
@@ -119,6 +121,7 @@ impl ServiceHost {
             verifier: None,
             checks: Vec::new(),
             relay_domain: None,
+            consumer: None,
             trigger,
             signal,
         }
@@ -184,6 +187,37 @@ impl ServiceHost {
             critical: false,
         });
         Ok(client)
+    }
+
+    /// Follows the event streams of `domains` with `projector` (see
+    /// [`crate::events::consumer`]); consumption starts when the service serves.
+    pub async fn with_event_consumer(
+        mut self,
+        domains: &[&str],
+        projector: Arc<dyn Projector>,
+    ) -> Result<Self, ServeError> {
+        let client = self.nats_client().await?;
+        self.nats = Some(client);
+        let mut config = ConsumerConfig::new(&self.config.service, &self.config.namespace, domains);
+        config.max_attempts = self.config.event_max_attempts.max(1);
+        config.backoff = self.config.event_backoff;
+        self.consumer = Some((config, projector));
+        Ok(self)
+    }
+
+    /// Empties the projection and forgets the consumers' positions, so that serving replays
+    /// every stream from its start (`--rebuild`).
+    pub async fn rebuild_projection(&self) -> Result<(), ServeError> {
+        let (Some((config, projector)), Some(nats), Some(db)) =
+            (&self.consumer, &self.nats, &self.db)
+        else {
+            return Err(ServeError::Nats(
+                "no event consumer configured to rebuild".into(),
+            ));
+        };
+        crate::events::consumer::rebuild(nats, db, config, projector.as_ref())
+            .await
+            .map_err(ServeError::Nats)
     }
 
     /// Uses `verifier` for tokens instead of fetching identity's JWKS (identity itself).
@@ -255,6 +289,18 @@ impl ServiceHost {
             )
             .spawn(self.signal.clone());
             relay = Some(handle);
+        }
+
+        if let (Some((config, projector)), Some(db), Some(nats)) =
+            (self.consumer, &self.db, &self.nats)
+        {
+            crate::events::consumer::spawn(
+                nats.clone(),
+                db.clone(),
+                config,
+                projector,
+                self.signal.clone(),
+            );
         }
 
         let layers = tower::ServiceBuilder::new()

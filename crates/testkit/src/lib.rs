@@ -18,6 +18,7 @@ use mercato::pb::identity::v1::{
     issue_token_request,
 };
 use mercato_kernel::{RunningService, ServiceConfig};
+use prost::Message as _;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
@@ -381,6 +382,100 @@ pub async fn read_stream(namespace: &str, domain: &str, expected: usize) -> Vec<
     let extra = tokio::time::timeout(Duration::from_millis(700), messages.next()).await;
     assert!(extra.is_err(), "more events than expected");
     let _ = js.delete_stream(&stream_name).await;
+    out
+}
+
+/// Publishes `event` as its producer's outbox relay would (envelope, subject, Nats-Msg-Id)
+/// and returns the envelope; `id` chooses the event id (to send a duplicate), else a new one.
+pub async fn publish_event<M: prost::Name>(
+    namespace: &str,
+    aggregate_id: &str,
+    event: &M,
+    id: Option<&str>,
+) -> Envelope {
+    let type_name = M::full_name();
+    let subject = mercato_kernel::events::event_subject(&type_name).expect("a mercato event");
+    let domain = subject.split('.').next().expect("domain").to_owned();
+    let envelope = Envelope {
+        id: id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
+        r#type: type_name,
+        source: domain.clone(),
+        subject: aggregate_id.into(),
+        occurred_at: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+        payload: event.encode_to_vec(),
+        ..Default::default()
+    };
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("nats"));
+    mercato_kernel::events::stream::ensure_stream(&js, namespace, &domain)
+        .await
+        .expect("stream");
+    publish_raw(
+        &js,
+        &format!("{namespace}.{subject}"),
+        &envelope.id,
+        envelope.encode_to_vec(),
+    )
+    .await;
+    envelope
+}
+
+/// Publishes raw bytes on `subject` (e.g. a poison message) with a Nats-Msg-Id.
+pub async fn publish_raw(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    msg_id: &str,
+    payload: Vec<u8>,
+) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(subject.to_owned(), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("acknowledged");
+}
+
+/// Waits for `expected` dead letters of `service` and returns their headers and payloads.
+pub async fn read_dlq(
+    namespace: &str,
+    service: &str,
+    expected: usize,
+) -> Vec<(async_nats::HeaderMap, Vec<u8>)> {
+    use futures::StreamExt as _;
+    use std::time::Duration;
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("nats"));
+    let name = mercato_kernel::events::stream_name(namespace, "dlq");
+    let stream = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(stream) = js.get_stream(&name).await {
+                break stream;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("dead-letter stream created");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: format!("{namespace}.dlq.{service}"),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    while out.len() < expected {
+        let message = tokio::time::timeout(Duration::from_secs(60), messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {expected} dead letters", out.len()))
+            .expect("message")
+            .expect("message");
+        out.push((
+            message.headers.clone().unwrap_or_default(),
+            message.payload.to_vec(),
+        ));
+    }
     out
 }
 
