@@ -1,0 +1,3 @@
+//! The notification binary.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Mercato order-query service.

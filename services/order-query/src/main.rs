@@ -1,0 +1,3 @@
+//! The order-query binary.
+
+fn main() {}

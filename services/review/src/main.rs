@@ -1,0 +1,3 @@
+//! The review binary.
+
+fn main() {}

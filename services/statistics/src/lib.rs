@@ -1,0 +1,1 @@
+//! Mercato statistics service.

@@ -1,0 +1,3 @@
+//! The statistics binary.
+
+fn main() {}
