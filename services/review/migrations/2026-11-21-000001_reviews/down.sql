@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS reviews;
+DROP TABLE IF EXISTS authors;
+DROP TABLE IF EXISTS purchases;
