@@ -1,0 +1,183 @@
+//! From events to stored notifications: the kernel consumer calls [`NotificationProjector`]
+//! inside the transaction that also records the event as processed, so a redelivered event
+//! writes nothing; after the commit the new notification goes to the live feed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::Utc;
+use diesel_async::AsyncPgConnection;
+use mercato::pb::events::v1::Envelope;
+use mercato::pb::notification::v1::Notification;
+use mercato_kernel::events::consumer::{self, ApplyError, Projector};
+use uuid::Uuid;
+
+use crate::compose::{self, Event};
+use crate::live::LiveFeed;
+use crate::store::{self, NewNotification};
+
+/// Producing domains whose events may concern a user.
+pub const DOMAINS: [&str; 3] = ["identity", "order", "payment"];
+
+/// Written notifications waiting for their transaction to commit; beyond this many (only
+/// reachable when commits keep failing), the oldest news is not worth keeping.
+const MAX_PENDING: usize = 1024;
+
+/// Writes one notification per event that concerns a user.
+#[derive(Debug, Default)]
+pub struct NotificationProjector {
+    live: LiveFeed,
+    /// Notifications written by `apply`, by event id, until `committed` publishes them: a
+    /// stream must never see a notification whose transaction rolled back.
+    pending: Mutex<HashMap<String, Notification>>,
+}
+
+impl NotificationProjector {
+    /// A projector publishing to `live`.
+    pub fn new(live: LiveFeed) -> Self {
+        Self {
+            live,
+            pending: Mutex::default(),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Notification>> {
+        // A panic while holding the lock leaves a plain map behind; it is still usable.
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The event in `envelope`, when it is one that may concern a user.
+pub fn decode(envelope: &Envelope) -> Result<Option<Event>, ApplyError> {
+    Ok(Some(match envelope.r#type.as_str() {
+        "mercato.identity.v1.UserRegistered" => Event::Registered(consumer::payload(envelope)?),
+        "mercato.order.v1.OrderPlaced" => Event::Placed(consumer::payload(envelope)?),
+        "mercato.order.v1.OrderConfirmed" => Event::Confirmed(consumer::payload(envelope)?),
+        "mercato.order.v1.OrderCancelled" => Event::Cancelled(consumer::payload(envelope)?),
+        "mercato.order.v1.OrderShipped" => Event::Shipped(consumer::payload(envelope)?),
+        "mercato.payment.v1.PaymentFailed" => Event::PaymentFailed(consumer::payload(envelope)?),
+        "mercato.payment.v1.PaymentRefunded" => Event::Refunded(consumer::payload(envelope)?),
+        _ => return Ok(None),
+    }))
+}
+
+#[tonic::async_trait]
+impl Projector for NotificationProjector {
+    async fn apply(
+        &self,
+        conn: &mut AsyncPgConnection,
+        envelope: &Envelope,
+    ) -> Result<(), ApplyError> {
+        let Some(event) = decode(envelope)? else {
+            return Ok(());
+        };
+        let Some(draft) = compose::draft(&event) else {
+            return Ok(());
+        };
+        if draft.user_id.is_empty() {
+            return Err(ApplyError::Other(format!(
+                "{} {} names no user",
+                envelope.r#type, envelope.id
+            )));
+        }
+        // The event id is the notification id: a replay (`--rebuild`) cannot duplicate it.
+        let id = Uuid::parse_str(&envelope.id)
+            .map_err(|_| ApplyError::Other(format!("event id {:?} is not a UUID", envelope.id)))?;
+        let created_at = draft
+            .happened_at
+            .or_else(|| {
+                envelope.occurred_at.as_ref().and_then(|t| {
+                    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+                })
+            })
+            .unwrap_or_else(Utc::now);
+        let kind = crate::api::kind_name(draft.kind);
+        let new = NewNotification {
+            id,
+            user_id: &draft.user_id,
+            kind,
+            title: &draft.title,
+            body: &draft.body,
+            order_id: &draft.order_id,
+            created_at,
+        };
+        if let Some(row) = store::insert(conn, &new).await? {
+            metrics::counter!("mercato_notifications_written_total", "kind" => kind).increment(1);
+            let mut pending = self.pending();
+            if pending.len() >= MAX_PENDING {
+                pending.clear();
+            }
+            pending.insert(envelope.id.clone(), crate::api::notification_message(row));
+        }
+        Ok(())
+    }
+
+    async fn committed(&self, envelope: &Envelope) {
+        let written = self.pending().remove(&envelope.id);
+        if let Some(notification) = written {
+            tracing::debug!(id = %notification.id, user_id = %notification.user_id, "notification written");
+            self.live.publish(notification);
+        }
+    }
+
+    /// Keeps the notifications: a replay re-derives the same ids and writes only what is
+    /// missing, so the users' read marks survive a rebuild.
+    async fn reset(&self, _conn: &mut AsyncPgConnection) -> Result<(), ApplyError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mercato::pb::{identity, order, payment};
+    use prost::Name as _;
+
+    use super::*;
+
+    fn envelope<M: prost::Name>(event: &M) -> Envelope {
+        Envelope {
+            id: Uuid::now_v7().to_string(),
+            r#type: M::full_name(),
+            payload: event.encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_event_of_interest_is_recognised_by_its_full_name() {
+        let names = [
+            identity::v1::UserRegistered::full_name(),
+            order::v1::OrderPlaced::full_name(),
+            order::v1::OrderConfirmed::full_name(),
+            order::v1::OrderCancelled::full_name(),
+            order::v1::OrderShipped::full_name(),
+            payment::v1::PaymentFailed::full_name(),
+            payment::v1::PaymentRefunded::full_name(),
+        ];
+        for name in names {
+            let e = Envelope {
+                r#type: name.clone(),
+                ..Default::default()
+            };
+            assert!(decode(&e).unwrap().is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn other_events_are_ignored() {
+        let captured = envelope(&payment::v1::PaymentCaptured::default());
+        let event = decode(&captured).unwrap();
+        assert!(event.is_none());
+    }
+
+    #[test]
+    fn an_undecodable_payload_is_an_error() {
+        let mut e = envelope(&order::v1::OrderPlaced::default());
+        e.payload = vec![0xff, 0xff, 0xff];
+        assert!(matches!(decode(&e), Err(ApplyError::Decode(..))));
+    }
+}
