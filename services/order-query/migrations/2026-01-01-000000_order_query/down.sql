@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS payments;
+DROP TABLE IF EXISTS order_history;
+DROP TABLE IF EXISTS order_lines;
+DROP TABLE IF EXISTS orders;

@@ -1,0 +1,232 @@
+//! The projection of order and payment events into the read model, run by the kernel's
+//! idempotent consumer (one transaction per event, with its id in `processed_events`).
+//!
+//! Order events carry the whole order, so each one upserts it when its version is newer than
+//! the stored one and otherwise only adds its history entry: duplicates and any delivery
+//! order end in the same state. Payment events merge into a per-payment row (see
+//! [`crate::domain::PaymentState`]).
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use mercato::pb::events::v1::Envelope;
+use mercato::pb::order::v1::{OrderCancelled, OrderConfirmed, OrderPlaced, OrderShipped};
+use mercato::pb::payment::v1::{PaymentCaptured, PaymentFailed, PaymentRefunded};
+use mercato_kernel::db::DbPool;
+use mercato_kernel::events::consumer::{ApplyError, Projector, payload};
+use uuid::Uuid;
+
+use crate::cache::OrderCache;
+use crate::domain::{self, EventError, OrderSnapshot};
+use crate::store;
+use crate::watch::OrderFeed;
+
+/// The events this projection uses, by envelope type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Placed,
+    Confirmed,
+    Cancelled,
+    Shipped,
+    Captured,
+    Failed,
+    Refunded,
+}
+
+impl Kind {
+    fn of(type_name: &str) -> Option<Self> {
+        Some(match type_name {
+            "mercato.order.v1.OrderPlaced" => Self::Placed,
+            "mercato.order.v1.OrderConfirmed" => Self::Confirmed,
+            "mercato.order.v1.OrderCancelled" => Self::Cancelled,
+            "mercato.order.v1.OrderShipped" => Self::Shipped,
+            "mercato.payment.v1.PaymentCaptured" => Self::Captured,
+            "mercato.payment.v1.PaymentFailed" => Self::Failed,
+            "mercato.payment.v1.PaymentRefunded" => Self::Refunded,
+            _ => return None,
+        })
+    }
+}
+
+fn malformed(err: EventError) -> ApplyError {
+    ApplyError::Other(err.to_string())
+}
+
+/// When the event happened by the envelope; stands in for missing payload timestamps.
+fn occurred(envelope: &Envelope) -> DateTime<Utc> {
+    domain::time_or(envelope.occurred_at.as_ref(), Utc::now())
+}
+
+/// The order projection, with the cache and the watch feed it keeps up to date.
+pub struct OrderProjector {
+    db: DbPool,
+    cache: OrderCache,
+    feed: OrderFeed,
+}
+
+impl OrderProjector {
+    /// A projector refreshing `cache` and `feed` after each event.
+    pub fn new(db: DbPool, cache: OrderCache, feed: OrderFeed) -> Self {
+        Self { db, cache, feed }
+    }
+
+    async fn apply_payment(
+        conn: &mut AsyncPgConnection,
+        envelope: &Envelope,
+        kind: Kind,
+    ) -> Result<(), ApplyError> {
+        let at = occurred(envelope);
+        let (payment_id, state) = match kind {
+            Kind::Captured => {
+                let e: PaymentCaptured = payload(envelope)?;
+                let mut state = load_payment(conn, &e.payment_id, &e.order_id).await?;
+                state.captured(&e);
+                (e.payment_id, state)
+            }
+            Kind::Failed => {
+                let e: PaymentFailed = payload(envelope)?;
+                let mut state = load_payment(conn, &e.payment_id, &e.order_id).await?;
+                state.failed(&e);
+                (e.payment_id, state)
+            }
+            _ => {
+                let e: PaymentRefunded = payload(envelope)?;
+                let mut state = load_payment(conn, &e.payment_id, &e.order_id).await?;
+                state.refunded(&e);
+                (e.payment_id, state)
+            }
+        };
+        store::save_payment(conn, &payment_id, &state, at).await?;
+        Ok(())
+    }
+}
+
+/// The merged state of a payment so far, locked until the event's transaction ends.
+async fn load_payment(
+    conn: &mut AsyncPgConnection,
+    payment_id: &str,
+    order_id: &str,
+) -> Result<domain::PaymentState, ApplyError> {
+    if payment_id.is_empty() {
+        return Err(malformed(EventError::PaymentId));
+    }
+    let order_id = domain::payment_order_id(order_id).map_err(malformed)?;
+    Ok(store::payment_for_update(conn, payment_id, order_id).await?)
+}
+
+/// The order an event is about, if it is one this projection uses.
+fn order_of(envelope: &Envelope) -> Option<Uuid> {
+    let raw = match Kind::of(&envelope.r#type)? {
+        Kind::Placed => payload::<OrderPlaced>(envelope).ok()?.order_id,
+        Kind::Confirmed => payload::<OrderConfirmed>(envelope).ok()?.order_id,
+        Kind::Cancelled => payload::<OrderCancelled>(envelope).ok()?.order_id,
+        Kind::Shipped => payload::<OrderShipped>(envelope).ok()?.order_id,
+        Kind::Captured => payload::<PaymentCaptured>(envelope).ok()?.order_id,
+        Kind::Failed => payload::<PaymentFailed>(envelope).ok()?.order_id,
+        Kind::Refunded => payload::<PaymentRefunded>(envelope).ok()?.order_id,
+    };
+    Uuid::parse_str(&raw).ok()
+}
+
+#[tonic::async_trait]
+impl Projector for OrderProjector {
+    async fn apply(
+        &self,
+        conn: &mut AsyncPgConnection,
+        envelope: &Envelope,
+    ) -> Result<(), ApplyError> {
+        let Some(kind) = Kind::of(&envelope.r#type) else {
+            return Ok(());
+        };
+        let at = occurred(envelope);
+        let snapshot = match kind {
+            Kind::Placed => OrderSnapshot::placed(&payload(envelope)?, at),
+            Kind::Confirmed => OrderSnapshot::confirmed(&payload(envelope)?, at),
+            Kind::Cancelled => OrderSnapshot::cancelled(&payload(envelope)?, at),
+            Kind::Shipped => OrderSnapshot::shipped(&payload(envelope)?, at),
+            Kind::Captured | Kind::Failed | Kind::Refunded => {
+                return Self::apply_payment(conn, envelope, kind).await;
+            }
+        }
+        .map_err(malformed)?;
+        store::apply_order(conn, &snapshot).await?;
+        Ok(())
+    }
+
+    async fn committed(&self, envelope: &Envelope) {
+        let Some(order_id) = order_of(envelope) else {
+            return;
+        };
+        // The order and payment streams are consumed concurrently: reading and publishing
+        // under one lock keeps the cache and the feed from getting an older state last.
+        let _serial = self.feed.serialize().await;
+        let fresh = match self.db.get().await {
+            Ok(mut conn) => store::order_view(&mut conn, order_id)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        match fresh {
+            Ok(Some(view)) => {
+                self.cache.replace(&view).await;
+                if self.feed.is_watched() {
+                    self.feed.publish(view);
+                }
+            }
+            // A payment event ahead of its order: nothing to show yet.
+            Ok(None) => self.cache.invalidate(&order_id.to_string()).await,
+            Err(err) => {
+                // The event is applied; only the refresh failed. Dropping the entry makes the
+                // next read go to Postgres; watchers catch up with the next change.
+                tracing::warn!(order_id = %order_id, error = %err, "order refresh after event failed");
+                self.cache.invalidate(&order_id.to_string()).await;
+            }
+        }
+    }
+
+    async fn reset(&self, conn: &mut AsyncPgConnection) -> Result<(), ApplyError> {
+        store::reset(conn).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Name as _;
+
+    #[test]
+    fn event_kinds_match_the_proto_names() {
+        let cases = [
+            (OrderPlaced::full_name(), Kind::Placed),
+            (OrderConfirmed::full_name(), Kind::Confirmed),
+            (OrderCancelled::full_name(), Kind::Cancelled),
+            (OrderShipped::full_name(), Kind::Shipped),
+            (PaymentCaptured::full_name(), Kind::Captured),
+            (PaymentFailed::full_name(), Kind::Failed),
+            (PaymentRefunded::full_name(), Kind::Refunded),
+        ];
+        for (name, kind) in cases {
+            assert_eq!(Kind::of(&name), Some(kind), "{name}");
+        }
+        assert_eq!(Kind::of("mercato.identity.v1.UserRegistered"), None);
+    }
+
+    #[test]
+    fn an_event_names_its_order() {
+        let order_id = Uuid::now_v7();
+        let envelope = Envelope {
+            r#type: PaymentCaptured::full_name(),
+            payload: prost::Message::encode_to_vec(&PaymentCaptured {
+                order_id: order_id.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(order_of(&envelope), Some(order_id));
+        let garbage = Envelope {
+            payload: vec![0xff; 3],
+            ..envelope
+        };
+        assert_eq!(order_of(&garbage), None);
+    }
+}
