@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 SERVICES := $(sort $(notdir $(patsubst %/Cargo.toml,%,$(wildcard services/*/Cargo.toml))))
 BINARIES := $(SERVICES) $(if $(wildcard edge-gateway/Cargo.toml),edge-gateway)
 
-.PHONY: help tools infra infra-down build fmt lint nextest unit manifests smoke test run \
+.PHONY: help tools infra infra-down build fmt lint nextest unit manifests openapi smoke test run \
         clean-run images kind-up deploy bench
 
 help: ## List the targets
@@ -67,13 +67,17 @@ unit: nextest infra ## Unit and integration tests only (cargo nextest, real serv
 manifests: ## Validate the Kubernetes manifests offline
 	scripts/validate-manifests
 
-smoke: tools infra ## Start the checkout services and exercise them with grpcurl, up to an order
+openapi: tools ## Validate the gateway's OpenAPI document (OpenAPI 3.1, every annotated RPC)
+	scripts/openapi-check
+
+smoke: tools infra ## Start the checkout services and the gateway; grpcurl, curl and the Python client
 	scripts/grpcurl-smoke
 
-test: tools infra nextest ## What CI runs: lint, tests, manifests, grpcurl smoke test
+test: tools infra nextest ## What CI runs: lint, tests, manifests, OpenAPI, end-to-end smoke test
 	$(MAKE) lint
 	cargo nextest run --workspace --no-fail-fast
 	$(MAKE) manifests
+	$(MAKE) openapi
 	scripts/grpcurl-smoke
 
 run: tools infra ## Build and start every service locally (Ctrl-C stops all)
