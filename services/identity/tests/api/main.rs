@@ -12,7 +12,6 @@ use mercato::pb::identity::v1::{
     IssueTokenRequest, IssueTokenResponse, PasswordGrant, RegisterRequest, issue_token_request,
 };
 use mercato_testkit::{TestIdentity, unique_id};
-use tonic::Code;
 
 /// A fixed key, so tests can forge and expire tokens signed exactly like identity's.
 pub const TEST_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
