@@ -103,13 +103,21 @@ pub struct TestShop {
     pub order: Option<RunningService>,
     /// The order service's database, kept across restarts.
     pub order_db: TestDatabase,
+    /// Basket, order-query and notification, once [`TestShop::open_storefront`] started them.
+    pub storefront: Vec<(&'static str, Member)>,
     /// An admin token.
     pub admin: String,
     /// A service-account token, for calling internal RPCs in assertions.
     pub service: String,
 }
 
-async fn member<F, Fut>(identity: &TestIdentity, service: &str, pool: &str, start: F) -> Member
+async fn member<F, Fut>(
+    identity: &TestIdentity,
+    service: &str,
+    pool: &str,
+    extra: &[(&str, String)],
+    start: F,
+) -> Member
 where
     F: FnOnce(ServiceConfig) -> Fut,
     Fut: std::future::Future<Output = RunningService>,
@@ -118,6 +126,9 @@ where
     let mut env = service_env(service, &database, &identity.namespace);
     service_identity_env(identity, service, &mut env).await;
     env.insert("MERCATO_DB_POOL_SIZE".into(), pool.into());
+    for (key, value) in extra {
+        env.insert((*key).into(), value.clone());
+    }
     let config = ServiceConfig::from_source(service, &env).expect("config");
     let running = start(config).await;
     Member {
@@ -138,19 +149,19 @@ impl TestShop {
     /// Starts the mesh; `order_env` is added to the order service's environment.
     pub async fn start_with(order_env: &[(&str, &str)]) -> Self {
         let identity = TestIdentity::start().await;
-        let catalog = member(&identity, "catalog", "3", |c| async {
+        let catalog = member(&identity, "catalog", "3", &[], |c| async {
             catalog::start(c, false).await.expect("catalog starts")
         })
         .await;
-        let inventory = member(&identity, "inventory", "6", |c| async {
+        let inventory = member(&identity, "inventory", "6", &[], |c| async {
             inventory::start(c).await.expect("inventory starts")
         })
         .await;
-        let discount = member(&identity, "discount", "4", |c| async {
+        let discount = member(&identity, "discount", "4", &[], |c| async {
             discount::start(c).await.expect("discount starts")
         })
         .await;
-        let payment = member(&identity, "payment", "6", |c| async {
+        let payment = member(&identity, "payment", "6", &[], |c| async {
             payment::start(c).await.expect("payment starts")
         })
         .await;
@@ -164,6 +175,7 @@ impl TestShop {
             payment,
             order: None,
             order_db: TestDatabase::new("order"),
+            storefront: Vec::new(),
         };
         shop.start_order(order_env).await;
         shop
@@ -206,6 +218,55 @@ impl TestShop {
         if let Some(running) = self.order.take() {
             running.stop().await.expect("order stops");
         }
+    }
+
+    /// Starts what a customer sees beyond the checkout: basket (calling catalog, discount and
+    /// order), and the read side fed by this shop's events (order-query, notification).
+    pub async fn open_storefront(&mut self) {
+        let order = format!(
+            "http://{}",
+            self.order.as_ref().expect("order running").grpc_addr
+        );
+        let peers = [
+            ("MERCATO_UPSTREAM_CATALOG", self.catalog.url()),
+            ("MERCATO_UPSTREAM_DISCOUNT", self.discount.url()),
+            ("MERCATO_UPSTREAM_ORDER", order),
+            ("MERCATO_CALL_TIMEOUT_MS", "30000".to_owned()),
+        ];
+        let basket = member(&self.identity, "basket", "1", &peers, |c| async {
+            let settings = basket::Settings::from_env(&HashMap::<String, String>::new())
+                .expect("basket settings");
+            basket::start(c, settings).await.expect("basket starts")
+        })
+        .await;
+        let order_query = member(&self.identity, "order-query", "3", &[], |c| async {
+            order_query::start(c).await.expect("order-query starts")
+        })
+        .await;
+        let notification = member(&self.identity, "notification", "3", &[], |c| async {
+            notification::start(c).await.expect("notification starts")
+        })
+        .await;
+        self.storefront = vec![
+            ("basket", basket),
+            ("order-query", order_query),
+            ("notification", notification),
+        ];
+    }
+
+    /// Every running component of the shop and its URL (what a gateway routes to).
+    pub fn upstreams(&self) -> Vec<(&'static str, String)> {
+        let mut all = vec![
+            ("catalog", self.catalog.url()),
+            ("inventory", self.inventory.url()),
+            ("discount", self.discount.url()),
+            ("payment", self.payment.url()),
+        ];
+        if let Some(order) = &self.order {
+            all.push(("order", format!("http://{}", order.grpc_addr)));
+        }
+        all.extend(self.storefront.iter().map(|(name, m)| (*name, m.url())));
+        all
     }
 
     /// Order client.

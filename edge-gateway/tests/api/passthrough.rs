@@ -30,16 +30,7 @@ use crate::stubs::CatchAll;
 
 /// The shop's services as the gateway's upstreams.
 pub fn shop_upstreams(shop: &TestShop) -> Vec<(&'static str, String)> {
-    vec![
-        ("catalog", shop.catalog.url()),
-        ("inventory", shop.inventory.url()),
-        ("discount", shop.discount.url()),
-        ("payment", shop.payment.url()),
-        (
-            "order",
-            format!("http://{}", shop.order.as_ref().unwrap().grpc_addr),
-        ),
-    ]
+    shop.upstreams()
 }
 
 #[tokio::test]

@@ -136,6 +136,124 @@ async fn a_customer_shops_over_rest_with_a_plain_http_client() {
     assert_eq!(stock.json()["stock"]["available"], 1);
 }
 
+/// Calls `path` until `done` holds for the answer (the read side is eventually consistent).
+async fn eventually(
+    http: &Http,
+    path: &str,
+    token: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let reply = http.call("GET", path, Some(token), None).await;
+        if reply.status == 200 && done(&reply.json()) {
+            return reply.json();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never got there: {}",
+            reply.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_whole_journey_over_rest_from_basket_to_notification() {
+    let mut shop = TestShop::start().await;
+    shop.open_storefront().await;
+    let gw = gateway(&shop.identity.url(), &shop_upstreams(&shop), &[]).await;
+    let http = Http::new(gw.addr);
+    let lamp = shop.product("Journey lamp", 2500, 5).await;
+
+    let email = format!("j{}@mercato.test", unique_id());
+    let password = "long-enough-password";
+    let registered = http
+        .call(
+            "POST",
+            "/v1/users",
+            None,
+            Some(json!({"email": email, "password": password, "displayName": "Jo"})),
+        )
+        .await;
+    expect_status(&registered, 200);
+    let issued = http
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"password": {"email": email, "password": password}})),
+        )
+        .await;
+    expect_status(&issued, 200);
+    let token = issued.json()["accessToken"].as_str().unwrap().to_owned();
+
+    let listed = http
+        .call("GET", "/v1/products?query=journey", None, None)
+        .await;
+    expect_status(&listed, 200);
+    assert_eq!(listed.json()["products"][0]["id"], lamp.id.as_str());
+
+    let added = http
+        .call(
+            "POST",
+            "/v1/basket/items",
+            Some(&token),
+            Some(json!({"productId": lamp.id, "quantity": 2})),
+        )
+        .await;
+    expect_status(&added, 200);
+    assert_eq!(added.json()["basket"]["total"]["units"], "50");
+
+    let checkout = http
+        .call(
+            "POST",
+            "/v1/basket:checkout",
+            Some(&token),
+            Some(json!({
+                "card": {"number": CARD_OK, "expMonth": 12, "expYear": 2099, "cvc": "123", "holderName": "Jo"},
+                "shippingAddress": {"name": "Jo", "line1": "1 Street", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+                "idempotencyKey": unique_id(),
+            })),
+        )
+        .await;
+    expect_status(&checkout, 200);
+    let order = checkout.json()["order"].clone();
+    assert_eq!(order["status"], "ORDER_STATUS_CONFIRMED", "{order}");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let basket = http.call("GET", "/v1/basket", Some(&token), None).await;
+    assert_eq!(
+        basket.json()["basket"]["itemCount"].as_i64().unwrap_or(0),
+        0
+    );
+
+    // The read side learns it from the events.
+    let read = eventually(&http, &format!("/v1/orders/{order_id}"), &token, |v| {
+        v["order"]["status"] == "ORDER_STATUS_CONFIRMED"
+    })
+    .await;
+    assert_eq!(read["order"]["total"]["units"], "50");
+    let mine = eventually(&http, "/v1/orders", &token, |v| {
+        v["orders"][0]["id"] == order_id.as_str()
+    })
+    .await;
+    assert_eq!(mine["orders"].as_array().unwrap().len(), 1);
+    let notes = eventually(&http, "/v1/notifications", &token, |v| {
+        v["notifications"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|n| n.to_string().contains(&order_id)))
+    })
+    .await;
+    assert!(notes.to_string().contains("50"), "{notes}");
+
+    // Another customer sees none of it.
+    let (_, other) = shop.identity.customer().await;
+    let foreign = http
+        .call("GET", &format!("/v1/orders/{order_id}"), Some(&other), None)
+        .await;
+    expect_status(&foreign, 404);
+}
+
 #[tokio::test]
 async fn errors_are_json_with_the_http_status_of_their_code() {
     let shop = TestShop::start().await;
