@@ -50,7 +50,10 @@ fn parse(body: &[u8]) -> (Vec<Vec<u8>>, String) {
     while rest.len() >= 5 {
         let flag = rest[0];
         let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
-        let payload = &rest[5..5 + len];
+        // A frame still arriving on an open stream.
+        let Some(payload) = rest.get(5..5 + len) else {
+            break;
+        };
         if flag & 0x80 == 0 {
             messages.push(payload.to_vec());
         } else {
@@ -251,4 +254,95 @@ async fn cors_preflights_allow_configured_origins_only() {
         exposed.contains("grpc-status") && exposed.contains("grpc-message"),
         "{exposed}"
     );
+}
+
+#[tokio::test]
+async fn a_browser_follows_its_order_over_grpc_web_against_the_real_read_side() {
+    use mercato::pb::order::v1::OrderStatus;
+    use mercato::pb::orderquery::v1::{GetOrderRequest, GetOrderResponse, WatchOrderRequest};
+    use mercato_testkit::authed;
+    use mercato_testkit::shop::{CARD_OK, TestShop, order_request};
+
+    let mut shop = TestShop::start().await;
+    shop.open_storefront().await;
+    let gw = gateway(&shop.identity.url(), &shop.upstreams(), &[]).await;
+    let http = Http::new(gw.addr);
+    let lamp = shop.product("Web lamp", 1000, 3).await;
+    let (_, token) = shop.identity.customer().await;
+    let order = shop
+        .orders()
+        .await
+        .place_order(authed(
+            order_request(&[(&lamp.id, 1)], CARD_OK, "web"),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+
+    // Unary: the read side has the order once its events are projected.
+    let get = GetOrderRequest {
+        id: order.id.clone(),
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let projected = loop {
+        let reply = call(
+            &http,
+            "/mercato.orderquery.v1.OrderQueryService/GetOrder",
+            "application/grpc-web+proto",
+            frame(&get),
+            &token,
+        )
+        .await;
+        let (messages, trailers) = parse(&reply.body);
+        if let Some(message) = messages.first() {
+            break GetOrderResponse::decode(message.as_slice()).unwrap();
+        }
+        assert!(trailers.contains("grpc-status:5"), "{trailers}");
+        assert!(tokio::time::Instant::now() < deadline, "never projected");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(projected.order.unwrap().status(), OrderStatus::Confirmed);
+
+    // Server stream: WatchOrder sends the current state first and stays open for changes;
+    // read the first message as it arrives, then leave like a closed browser tab.
+    let watch = WatchOrderRequest {
+        id: order.id.clone(),
+    };
+    let response = http
+        .open(
+            http.builder(
+                "POST",
+                "/mercato.orderquery.v1.OrderQueryService/WatchOrder",
+            )
+            .header("content-type", "application/grpc-web+proto")
+            .header("accept", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .header("origin", ORIGIN)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::from(frame(&watch))))
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            use http_body_util::BodyExt as _;
+            let frame = body.frame().await.expect("stream open").expect("frame");
+            if let Ok(data) = frame.into_data() {
+                received.extend_from_slice(&data);
+            }
+            if let Some(message) = parse(&received).0.first() {
+                break mercato::pb::orderquery::v1::WatchOrderResponse::decode(message.as_slice())
+                    .unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the current state is streamed at once");
+    assert_eq!(first.order.unwrap().id, order.id);
 }

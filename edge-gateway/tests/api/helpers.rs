@@ -109,6 +109,14 @@ impl Http {
         }
     }
 
+    /// Sends `request` and returns the answer with its body still streaming.
+    pub async fn open(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> http::Response<hyper::body::Incoming> {
+        self.client.request(request).await.expect("request sent")
+    }
+
     /// A JSON call: `body` (if any) as JSON, `token` as bearer.
     pub async fn call(
         &self,
