@@ -35,7 +35,8 @@ pub fn shop_upstreams(shop: &TestShop) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn a_customer_shops_with_generated_clients_through_the_gateway() {
-    let shop = TestShop::start().await;
+    let mut shop = TestShop::start().await;
+    shop.open_storefront().await;
     let gw = gateway(&shop.identity.url(), &shop_upstreams(&shop), &[]).await;
     let channel = grpc(gw.addr).await;
 
@@ -134,6 +135,56 @@ async fn a_customer_shops_with_generated_clients_through_the_gateway() {
     assert_eq!(order.status(), OrderStatus::Confirmed, "{order:?}");
     assert_eq!(order.user_id, user.id);
     assert_eq!(shop.stock(&product.id).await.available, 3);
+
+    // The basket way, then the read side and the notification it produces.
+    use mercato::pb::basket::v1::basket_service_client::BasketServiceClient;
+    use mercato::pb::basket::v1::{AddItemRequest, CheckoutRequest};
+    use mercato::pb::notification::v1::ListNotificationsRequest;
+    use mercato::pb::notification::v1::notification_service_client::NotificationServiceClient;
+    let mut basket = BasketServiceClient::new(channel.clone());
+    basket
+        .add_item(authed(
+            AddItemRequest {
+                product_id: product.id.clone(),
+                quantity: 1,
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let checkout = basket
+        .checkout(authed(
+            CheckoutRequest {
+                card: Some(mercato_testkit::shop::card(CARD_OK)),
+                shipping_address: Some(mercato_testkit::shop::address()),
+                idempotency_key: unique_id(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(checkout.status(), OrderStatus::Confirmed);
+    let mut notifications = NotificationServiceClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let listed = notifications
+            .list_notifications(authed(ListNotificationsRequest::default(), &token))
+            .await
+            .unwrap()
+            .into_inner();
+        let text = format!("{listed:?}");
+        if text.contains(&order.id) && text.contains(&checkout.id) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notifications: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
