@@ -86,19 +86,22 @@ async fn main() {
             payload: event.encode_to_vec(),
             ..Default::default()
         };
-        // The watch is open (and waiting for the order) before the event exists.
-        let mut watch = client
-            .clone()
-            .watch_order(authed(WatchOrderRequest { id: order_id }, &token))
-            .await
-            .unwrap()
-            .into_inner();
+        // The watch is opened alongside the publication: WatchOrder answers with the first
+        // projected state (or at once, if projection won the race), so the first message
+        // marks when the event became visible.
+        let mut client = client.clone();
+        let token = token.clone();
         let published = Instant::now();
-        publish_raw(&js, &subject, &envelope.id, envelope.encode_to_vec()).await;
         watches.push(tokio::spawn(async move {
+            let mut watch = client
+                .watch_order(authed(WatchOrderRequest { id: order_id }, &token))
+                .await
+                .unwrap()
+                .into_inner();
             watch.next().await.unwrap().unwrap();
             published.elapsed()
         }));
+        publish_raw(&js, &subject, &envelope.id, envelope.encode_to_vec()).await;
     }
     let mut latencies = Vec::new();
     for watch in watches {
