@@ -56,7 +56,6 @@ fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
         // A peer that is down must answer UNAVAILABLE quickly, not hang the client.
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
-        .http2_adaptive_window(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
@@ -72,6 +71,48 @@ fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
             RetryBudget::default(),
         ))
         .map_err(BoxError::from)
-        .service(endpoint.connect_lazy());
+        .service(Connections::new(&endpoint));
     Ok(BoxCloneSyncService::new(service))
+}
+
+/// HTTP/2 connections to one component, used in turn: one connection is driven by one
+/// task, so a busy gateway spreads its streams over several to use every core.
+#[derive(Clone)]
+struct Connections {
+    channels: std::sync::Arc<[tonic::transport::Channel]>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Connections per component.
+const CONNECTIONS: usize = 4;
+
+impl Connections {
+    fn new(endpoint: &Endpoint) -> Self {
+        Self {
+            channels: (0..CONNECTIONS).map(|_| endpoint.connect_lazy()).collect(),
+            next: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for Connections {
+    type Response = Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Readiness is that of the channel a call is given to (checked by `oneshot`).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.channels.len();
+        let channel = self.channels[i].clone();
+        Box::pin(tower::ServiceExt::oneshot(channel, req))
+    }
 }
