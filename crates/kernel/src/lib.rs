@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod db;

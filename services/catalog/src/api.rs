@@ -139,7 +139,7 @@ impl CatalogService for CatalogApi {
             .await
             .map_err(error::database)?;
         let product = product_message(row.ok_or_else(|| error::not_found("product", &key))?);
-        self.cache.put(&product).await;
+        self.cache.put(&product.id, &product).await;
         Ok(Response::new(pb::GetProductResponse {
             product: Some(product),
         }))

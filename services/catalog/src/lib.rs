@@ -34,7 +34,7 @@ pub async fn start(config: ServiceConfig, seed_demo: bool) -> Result<RunningServ
         .redis
         .clone()
         .ok_or_else(|| mercato_kernel::config::ConfigError::Missing("REDIS_URL".into()))?;
-    let cache = cache::ProductCache::new(redis, &host.config.redis_prefix);
+    let cache = cache::product_cache(redis, &host.config.redis_prefix);
     let api = api::CatalogApi::new(host.db()?, cache, host.outbox.clone());
     let max = host.config.max_message_bytes;
     let services = Services::new().add_service(

@@ -124,7 +124,7 @@ impl OrderQueryService for OrderQueryApi {
                     .load(id)
                     .await?
                     .ok_or_else(|| error::not_found("order", &key))?;
-                self.cache.fill(&view).await;
+                self.cache.put_if_absent(&view.id, &view).await;
                 view
             }
         };

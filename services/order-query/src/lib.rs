@@ -53,7 +53,7 @@ pub async fn start_with(
         .redis
         .clone()
         .ok_or_else(|| ConfigError::Missing("REDIS_URL".into()))?;
-    let cache = cache::OrderCache::new(redis, &host.config.redis_prefix);
+    let cache = cache::order_cache(redis, &host.config.redis_prefix);
     let feed = watch::OrderFeed::new(watch::FEED_CAPACITY);
     let projector = projector::OrderProjector::new(host.db()?, cache.clone(), feed.clone());
     let host = host

@@ -167,7 +167,7 @@ impl Projector for OrderProjector {
         };
         match fresh {
             Ok(Some(view)) => {
-                self.cache.replace(&view).await;
+                self.cache.put(&view.id, &view).await;
                 if self.feed.is_watched() {
                     self.feed.publish(view);
                 }
