@@ -10,7 +10,7 @@ mod principal;
 mod verifier;
 
 pub use claims::{AUDIENCE, Claims, DEFAULT_ISSUER, PrincipalKind};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, bearer_token};
 pub use policy::{Decision, PolicyError, PolicyTable, Rule};
 pub use principal::Principal;
 pub use verifier::{AuthError, Verifier};

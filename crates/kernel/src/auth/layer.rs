@@ -9,7 +9,7 @@ use http::{Request, Response};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::policy::{Decision, PolicyTable};
+use super::policy::PolicyTable;
 use super::verifier::Verifier;
 use crate::error;
 
@@ -50,7 +50,7 @@ pub struct AuthService<S> {
 }
 
 /// The bearer token of a request: `None` when absent, `Err` when the header is malformed.
-pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Result<Option<String>, Status> {
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, Status> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -61,7 +61,7 @@ pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Result<Option<String>, 
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Ok(Some(token.trim().to_owned()))
+            Ok(Some(token.trim()))
         }
         _ => Err(error::unauthenticated(
             "INVALID_TOKEN",
@@ -90,7 +90,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let rule = self.policies.get(req.uri().path()).cloned();
-        let token = bearer_token(req.headers());
+        let token = bearer_token(req.headers()).map(|t| t.map(str::to_owned));
         Box::pin(async move {
             let checked = async {
                 let principal = match token? {
@@ -100,21 +100,7 @@ where
                 // Paths no contract declares (health, reflection, unknown methods) are left to
                 // the router: they are public or answered UNIMPLEMENTED.
                 if let Some(rule) = rule {
-                    match rule.decide(principal.as_ref()) {
-                        Decision::Allow => {}
-                        Decision::Unauthenticated => {
-                            return Err(error::unauthenticated(
-                                "MISSING_TOKEN",
-                                "this call needs a bearer token",
-                            ));
-                        }
-                        Decision::Forbidden => {
-                            return Err(error::permission_denied(
-                                "MISSING_ROLE",
-                                "the caller's roles do not allow this call",
-                            ));
-                        }
-                    }
+                    rule.decide(principal.as_ref()).into_result()?;
                 }
                 Ok::<_, Status>(principal)
             };
@@ -144,14 +130,8 @@ mod tests {
     #[test]
     fn bearer_tokens_are_parsed_strictly() {
         assert_eq!(bearer_token(&http::HeaderMap::new()).unwrap(), None);
-        assert_eq!(
-            bearer_token(&headers("Bearer abc")).unwrap().as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            bearer_token(&headers("bearer abc")).unwrap().as_deref(),
-            Some("abc")
-        );
+        assert_eq!(bearer_token(&headers("Bearer abc")).unwrap(), Some("abc"));
+        assert_eq!(bearer_token(&headers("bearer abc")).unwrap(), Some("abc"));
         assert!(bearer_token(&headers("Basic abc")).is_err());
         assert!(bearer_token(&headers("Bearer ")).is_err());
         assert!(bearer_token(&headers("abc")).is_err());

@@ -45,6 +45,23 @@ impl Rule {
     }
 }
 
+impl Decision {
+    /// The status a refused caller gets; `Ok` when allowed.
+    pub fn into_result(self) -> Result<(), tonic::Status> {
+        match self {
+            Decision::Allow => Ok(()),
+            Decision::Unauthenticated => Err(crate::error::unauthenticated(
+                "MISSING_TOKEN",
+                "this call needs a bearer token",
+            )),
+            Decision::Forbidden => Err(crate::error::permission_denied(
+                "MISSING_ROLE",
+                "the caller's roles do not allow this call",
+            )),
+        }
+    }
+}
+
 /// The outcome of checking a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
