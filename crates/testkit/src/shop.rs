@@ -363,6 +363,21 @@ impl TestShop {
             .expect("coupon")
     }
 
+    /// The coupon with `code` as the discount service has it now (redemption count included).
+    pub async fn coupon_now(&self, code: &str) -> Coupon {
+        self.discount_client()
+            .await
+            .get_coupon(authed(
+                mercato::pb::discount::v1::GetCouponRequest { code: code.into() },
+                &self.admin,
+            ))
+            .await
+            .expect("get coupon")
+            .into_inner()
+            .coupon
+            .expect("coupon")
+    }
+
     /// Waits until `check` holds for the order's write-side state, up to `timeout`.
     pub async fn wait_for_order<F>(
         &self,

@@ -71,20 +71,7 @@ async fn refused_cards_cancel_and_give_everything_back() {
     }
     let stock = shop.stock(&lamp.id).await;
     assert_eq!((stock.on_hand, stock.reserved), (3, 0));
-    let coupon = shop
-        .discount_client()
-        .await
-        .get_coupon(authed(
-            mercato::pb::discount::v1::GetCouponRequest {
-                code: "TENOFF".into(),
-            },
-            &shop.admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .coupon
-        .unwrap();
+    let coupon = shop.coupon_now("TENOFF").await;
     assert_eq!(coupon.redemption_count, 0, "coupon uses were released");
 }
 

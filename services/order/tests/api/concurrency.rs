@@ -2,7 +2,6 @@ use std::collections::HashSet;
 
 use futures::future::join_all;
 use mercato::pb::order::v1::OrderStatus;
-use mercato_testkit::authed;
 use mercato_testkit::shop::{CARD_OK, TestShop, order_request};
 
 use crate::{assert_settled_consistently, payment_of, place};
@@ -139,20 +138,7 @@ async fn a_coupon_for_five_survives_twenty_concurrent_checkouts() {
         );
         assert_settled_consistently(&shop, order).await;
     }
-    let coupon = shop
-        .discount_client()
-        .await
-        .get_coupon(authed(
-            mercato::pb::discount::v1::GetCouponRequest {
-                code: "FIRST5".into(),
-            },
-            &shop.admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .coupon
-        .unwrap();
+    let coupon = shop.coupon_now("FIRST5").await;
     assert_eq!(coupon.redemption_count, 5);
     let stock = shop.stock(&lamp.id).await;
     assert_eq!((stock.on_hand, stock.reserved), (95, 0));
