@@ -240,8 +240,9 @@ pub async fn serve<S>(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(1024)
-        .adaptive_window(true);
+        // Fixed flow-control windows: requests are small (capped by the size limit), and the
+        // adaptive window's bandwidth probes cost a clock read per frame and extra pings.
+        .max_concurrent_streams(1024);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let stop = shutdown.requested();
     tokio::pin!(stop);

@@ -1,4 +1,4 @@
-//! One HTTP/2 connection pool per component, discovered from `MERCATO_UPSTREAM_<SERVICE>`
+//! A few HTTP/2 connections per component, discovered from `MERCATO_UPSTREAM_<SERVICE>`
 //! (defaults match the local ports and the k8s Service names), wrapped in the parts of the
 //! kernel's client stack that suit a proxy: failures become UNAVAILABLE naming the peer
 //! (guard), RPCs the contracts mark idempotent are retried within a budget (retry), and a
@@ -6,20 +6,27 @@
 //! Deadlines are the client's own (see [`crate::grpc`]); the client's token is forwarded as
 //! is, so the gateway never calls with a service identity of its own.
 
+mod connection;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use mercato_kernel::client::guard::GuardLayer;
 use mercato_kernel::client::idempotency::IdempotencyTable;
 use mercato_kernel::client::retry::{RetryBudget, RetryLayer};
 use mercato_kernel::client::{BoxError, ClientError};
 use tonic::body::Body;
-use tonic::transport::Endpoint;
+use tower::Service;
 use tower::util::BoxCloneSyncService;
 
 use crate::breaker::{BreakerLayer, DEFAULT_OPEN_FOR, DEFAULT_THRESHOLD};
+use connection::{Connection, Target};
 
 /// A stacked channel to one component.
 pub type Upstream = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
@@ -47,18 +54,17 @@ impl Upstreams {
 }
 
 fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| ClientError::InvalidUrl {
-            peer: component.to_owned(),
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?
-        // A peer that is down must answer UNAVAILABLE quickly, not hang the client.
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
+    let invalid = |reason: &str| ClientError::InvalidUrl {
+        peer: component.to_owned(),
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+    // A peer that is down must answer UNAVAILABLE quickly, not hang the client.
+    let target = Target::from_uri(&uri, Duration::from_secs(1))
+        .ok_or_else(|| invalid("no host to connect to"))?;
     let service = tower::ServiceBuilder::new()
         .layer(BreakerLayer::new(
             component,
@@ -70,49 +76,45 @@ fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
             IdempotencyTable::global(),
             RetryBudget::default(),
         ))
-        .map_err(BoxError::from)
-        .service(Connections::new(&endpoint));
+        .service(Connections::new(&target));
     Ok(BoxCloneSyncService::new(service))
 }
 
 /// HTTP/2 connections to one component, used in turn: one connection is driven by one
-/// task, so a busy gateway spreads its streams over several to use every core.
+/// task, so a busy gateway spreads its streams over one connection per worker thread to use
+/// every core. More would only split the same streams into smaller, costlier writes.
 #[derive(Clone)]
 struct Connections {
-    channels: std::sync::Arc<[tonic::transport::Channel]>,
-    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    connections: Arc<[Connection]>,
+    next: Arc<AtomicUsize>,
 }
 
-/// Connections per component.
-const CONNECTIONS: usize = 4;
-
 impl Connections {
-    fn new(endpoint: &Endpoint) -> Self {
+    fn new(target: &Target) -> Self {
+        let workers = tokio::runtime::Handle::try_current()
+            .map_or(1, |runtime| runtime.metrics().num_workers());
         Self {
-            channels: (0..CONNECTIONS).map(|_| endpoint.connect_lazy()).collect(),
-            next: std::sync::Arc::default(),
+            connections: (0..workers.max(1))
+                .map(|_| Connection::lazy(target.clone()))
+                .collect(),
+            next: Arc::default(),
         }
     }
 }
 
-impl tower::Service<Request<Body>> for Connections {
+impl Service<Request<Body>> for Connections {
     type Response = Response<Body>;
-    type Error = tonic::transport::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response<Body>, Self::Error>> + Send>,
-    >;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        // Readiness is that of the channel a call is given to (checked by `oneshot`).
-        std::task::Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // HTTP/2 takes new streams until the peer's limit; beyond it hyper queues them.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.channels.len();
-        let channel = self.channels[i].clone();
-        Box::pin(tower::ServiceExt::oneshot(channel, req))
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        let connection = self.connections[i].clone();
+        Box::pin(async move { connection.send(req).await })
     }
 }

@@ -2,8 +2,9 @@
 //! the admin port: `mercato_rpc_requests_total{rpc,code}` (errors are the non-OK codes) and
 //! `mercato_rpc_duration_seconds{rpc}` (a histogram; for streams, until the stream ends).
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -72,7 +73,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let recorder = Recorder {
-            rpc: req.uri().path().to_owned(),
+            series: RpcSeries::of(req.uri().path()),
             start: Instant::now(),
             done: false,
         };
@@ -98,9 +99,52 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
+/// The series of one RPC, registered on its first call: every later call records through
+/// these handles instead of building (and allocating) its labels again.
+struct RpcSeries {
+    rpc: String,
+    ok: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// RPC paths whose series are kept; paths beyond it (clients inventing them) are recorded
+/// through the labels each time rather than growing this table without end.
+const MAX_CACHED_RPCS: usize = 1024;
+
+impl RpcSeries {
+    fn new(rpc: &str) -> Self {
+        Self {
+            rpc: rpc.to_owned(),
+            ok: metrics::counter!(REQUESTS, "rpc" => rpc.to_owned(), "code" => "Ok"),
+            duration: metrics::histogram!(DURATION, "rpc" => rpc.to_owned()),
+        }
+    }
+
+    fn of(rpc: &str) -> Arc<Self> {
+        static CACHE: OnceLock<RwLock<HashMap<String, Arc<RpcSeries>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(RwLock::default);
+        if let Some(series) = cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(rpc)
+        {
+            return series.clone();
+        }
+        let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(series) = cache.get(rpc) {
+            return series.clone();
+        }
+        let series = Arc::new(Self::new(rpc));
+        if cache.len() < MAX_CACHED_RPCS {
+            cache.insert(rpc.to_owned(), series.clone());
+        }
+        series
+    }
+}
+
 /// Records once: at the status trailer, or when the body is dropped unfinished (cancelled).
 struct Recorder {
-    rpc: String,
+    series: Arc<RpcSeries>,
     start: Instant,
     done: bool,
 }
@@ -112,9 +156,14 @@ impl Recorder {
         }
         self.done = true;
         let code = tonic::Code::from_i32(code);
-        metrics::counter!(REQUESTS, "rpc" => self.rpc.clone(), "code" => format!("{code:?}"))
-            .increment(1);
-        metrics::histogram!(DURATION, "rpc" => self.rpc.clone())
+        if code == tonic::Code::Ok {
+            self.series.ok.increment(1);
+        } else {
+            let rpc = self.series.rpc.clone();
+            metrics::counter!(REQUESTS, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+        }
+        self.series
+            .duration
             .record(self.start.elapsed().as_secs_f64());
     }
 }
@@ -166,5 +215,48 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    async fn call(path: &str, status: &'static str) {
+        let service = MetricsLayer.layer(tower::service_fn(move |_req: Request<()>| async move {
+            let mut response = Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+            response
+                .headers_mut()
+                .insert("grpc-status", http::HeaderValue::from_static(status));
+            Ok::<_, std::convert::Infallible>(response)
+        }));
+        let request = Request::builder().uri(path).body(()).unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+
+    fn count(rendered: &str, rpc: &str, code: &str) -> u64 {
+        let series = format!("{REQUESTS}{{rpc=\"{rpc}\",code=\"{code}\"}} ");
+        rendered
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_call_is_counted_by_rpc_and_code() {
+        let rpc = "/metrics.test.v1.Counted/Call";
+        call(rpc, "0").await;
+        call(rpc, "0").await;
+        call(rpc, "5").await;
+        let rendered = prometheus().render();
+        assert_eq!(count(&rendered, rpc, "Ok"), 2, "{rendered}");
+        assert_eq!(count(&rendered, rpc, "NotFound"), 1, "{rendered}");
+        assert!(
+            rendered.contains(&format!("{DURATION}_count{{rpc=\"{rpc}\"}} 3")),
+            "{rendered}"
+        );
     }
 }
