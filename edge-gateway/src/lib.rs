@@ -9,6 +9,7 @@
 //! the mesh may set removed.
 
 pub mod breaker;
+pub mod coalesce;
 pub mod codec;
 pub mod contracts;
 pub mod gate;

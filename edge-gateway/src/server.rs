@@ -24,6 +24,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::coalesce::Coalesce;
 use crate::contracts::Contracts;
 use crate::rest::RestApi;
 
@@ -266,7 +267,7 @@ pub async fn serve<S>(
                     service.clone().oneshot(req)
                 });
                 let connection = builder
-                    .serve_connection(TokioIo::new(stream), hyper_service)
+                    .serve_connection(TokioIo::new(Coalesce::new(stream)), hyper_service)
                     .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {

@@ -16,6 +16,8 @@ use tonic::body::Body;
 
 use mercato_kernel::client::BoxError;
 
+use crate::coalesce::Coalesce;
+
 /// Why an upstream could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -150,7 +152,7 @@ impl Connection {
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
-            .handshake(TokioIo::new(tcp))
+            .handshake(TokioIo::new(Coalesce::new(tcp)))
             .await
             .map_err(|source| ConnectError::Handshake {
                 authority: target.authority.clone(),
