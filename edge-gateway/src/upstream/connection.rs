@@ -191,6 +191,56 @@ mod tests {
         assert!(Target::from_uri(&"/no/host".parse().unwrap(), Duration::ZERO).is_none());
     }
 
+    /// An HTTP/2 server answering 200 to everything on `listener`, until the handle is aborted
+    /// (which also drops its open connections).
+    fn serve(listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+                });
+                connections.spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        })
+    }
+
+    fn get() -> Request<Body> {
+        Request::builder()
+            .uri("/a.B/C")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_reopened_by_the_next_call() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = serve(listener);
+        let connection = Connection::lazy(target(&format!("http://{addr}")));
+        assert_eq!(connection.send(get()).await.unwrap().status(), 200);
+
+        server.abort();
+        let _ = server.await;
+        // The upstream restarts on the same address; the next calls find the old connection
+        // closed and open a new one instead of failing for good.
+        let server = serve(tokio::net::TcpListener::bind(addr).await.unwrap());
+        let mut answered = false;
+        for _ in 0..50 {
+            if let Ok(response) = connection.send(get()).await {
+                assert_eq!(response.status(), 200);
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(answered, "no answer after the upstream restarted");
+        server.abort();
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_an_error_naming_the_address() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
