@@ -84,6 +84,34 @@ fn plain(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
     response
 }
 
+/// A unary gRPC-web answer sent whole, with its length: its message and status frames are
+/// complete moments apart, and one sized body is one write for the gateway and one read for
+/// the browser instead of a chunked stream of two. A body that fails on the way ends the
+/// call as the stream would have: UNAVAILABLE, in the headers of an empty answer.
+async fn whole(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Response::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
+        }
+        Err(status) => {
+            let mut response =
+                tonic::Status::unavailable(format!("the answer broke off: {}", status.message()))
+                    .into_http::<Body>();
+            if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, kind.clone());
+            }
+            response
+        }
+    }
+}
+
 /// The gateway's own gRPC services (health, reflection).
 fn is_local(path: &str) -> bool {
     [
@@ -114,9 +142,18 @@ impl Inner {
             return response;
         }
         if kind.starts_with(b"application/grpc-web") {
-            return match self.grpc_web.clone().oneshot(req).await {
+            let unary = self
+                .contracts
+                .method(req.uri().path())
+                .is_some_and(|method| !method.server_streaming());
+            let response = match self.grpc_web.clone().oneshot(req).await {
                 Ok(response) => response,
                 Err(never) => match never {},
+            };
+            return if unary {
+                whole(response).await
+            } else {
+                response
             };
         }
         if kind.starts_with(b"application/grpc") {

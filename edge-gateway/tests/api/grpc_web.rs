@@ -128,6 +128,15 @@ async fn grpc_web_unary_and_server_streams_work_in_binary_and_text() {
         .await;
         expect_status(&unary, 200);
         assert_eq!(unary.headers["access-control-allow-origin"], ORIGIN);
+        // A unary answer arrives whole, sized; a stream's length is not known up front.
+        let length: usize = unary.headers["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if !content_type.contains("text") {
+            assert_eq!(length, unary.body.len(), "{content_type}");
+        }
         let (messages, trailers) = parse(&unary.body);
         assert!(
             trailers.contains("grpc-status:0"),
@@ -148,6 +157,10 @@ async fn grpc_web_unary_and_server_streams_work_in_binary_and_text() {
         )
         .await;
         expect_status(&stream, 200);
+        assert!(
+            stream.headers.get("content-length").is_none(),
+            "{content_type}"
+        );
         let (messages, trailers) = parse(&stream.body);
         assert!(
             trailers.contains("grpc-status:0"),
