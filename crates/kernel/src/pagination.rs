@@ -26,6 +26,16 @@ pub fn page_size(requested: i32) -> Result<i64, Status> {
     }
 }
 
+/// Cuts the rows of a keyset query, fetched with one row more than `limit`, down to the page,
+/// and returns the page's last row when that extra row showed another page follows (its sort
+/// key is the cursor of the next page token).
+pub fn trim_page<T>(rows: &mut Vec<T>, limit: i64) -> Option<&T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    if more { rows.last() } else { None }
+}
+
 #[derive(Serialize, serde::Deserialize)]
 struct Envelope<C> {
     /// Fingerprint of the filters the token was issued for.
@@ -83,6 +93,18 @@ pub fn fingerprint(parts: &[&str]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_is_cut_to_its_size_and_names_its_last_row_only_when_more_follow() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(trim_page(&mut rows, 2), Some(&2));
+        assert_eq!(rows, [1, 2]);
+        let mut rows = vec![1, 2];
+        assert_eq!(trim_page(&mut rows, 2), None);
+        assert_eq!(rows, [1, 2]);
+        let mut rows: Vec<i32> = Vec::new();
+        assert_eq!(trim_page(&mut rows, 2), None);
+    }
 
     #[test]
     fn a_token_round_trips() {

@@ -111,12 +111,9 @@ impl CatalogService for CatalogApi {
         )
         .await
         .map_err(error::database)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => pagination::encode(fingerprint, &(last.name.clone(), last.id)),
-            _ => String::new(),
-        };
+        let next_page_token = pagination::trim_page(&mut rows, limit)
+            .map(|last| pagination::encode(fingerprint, &(last.name.clone(), last.id)))
+            .unwrap_or_default();
         Ok(Response::new(pb::ListProductsResponse {
             products: rows.into_iter().map(product_message).collect(),
             next_page_token,

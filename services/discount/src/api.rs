@@ -142,15 +142,14 @@ impl DiscountService for DiscountApi {
         let mut rows = store::list_coupons(&mut conn, after.as_ref(), limit + 1)
             .await
             .map_err(error::database)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => pagination::encode(
-                fingerprint,
-                &(last.created_at.timestamp_micros(), last.code.clone()),
-            ),
-            _ => String::new(),
-        };
+        let next_page_token = pagination::trim_page(&mut rows, limit)
+            .map(|last| {
+                pagination::encode(
+                    fingerprint,
+                    &(last.created_at.timestamp_micros(), last.code.clone()),
+                )
+            })
+            .unwrap_or_default();
         Ok(Response::new(pb::ListCouponsResponse {
             coupons: rows.into_iter().map(coupon_message).collect(),
             next_page_token,

@@ -110,14 +110,11 @@ impl NotificationService for NotificationApi {
         let unread = store::unread_count(&mut conn, &user_id)
             .await
             .map_err(error::database)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => {
+        let next_page_token = pagination::trim_page(&mut rows, limit)
+            .map(|last| {
                 pagination::encode(fingerprint, &(last.created_at.timestamp_micros(), last.id))
-            }
-            _ => String::new(),
-        };
+            })
+            .unwrap_or_default();
         Ok(Response::new(pb::ListNotificationsResponse {
             notifications: rows.into_iter().map(notification_message).collect(),
             next_page_token,

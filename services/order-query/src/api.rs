@@ -186,19 +186,17 @@ impl OrderQueryService for OrderQueryApi {
         )
         .await
         .map_err(error::database)?;
-        let more = orders.len() as i64 > limit;
-        orders.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_page_token = match (more, orders.last()) {
-            (true, Some(last)) => {
+        let next_page_token = pagination::trim_page(&mut orders, limit)
+            .map(|last| {
                 let micros = last
                     .create_time
                     .as_ref()
                     .map_or(0, |t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000);
                 let id = Uuid::parse_str(&last.id).map_err(error::internal)?;
-                pagination::encode(fingerprint, &(micros, id))
-            }
-            _ => String::new(),
-        };
+                Ok::<_, Status>(pagination::encode(fingerprint, &(micros, id)))
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Response::new(pb::ListOrdersResponse {
             orders,
             next_page_token,

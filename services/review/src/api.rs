@@ -137,14 +137,11 @@ impl ReviewService for ReviewApi {
         let mut rows = store::list_reviews(&mut conn, product_id, after, limit + 1)
             .await
             .map_err(error::database)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => {
+        let next_page_token = pagination::trim_page(&mut rows, limit)
+            .map(|last| {
                 pagination::encode(fingerprint, &(last.created_at.timestamp_micros(), last.id))
-            }
-            _ => String::new(),
-        };
+            })
+            .unwrap_or_default();
         Ok(Response::new(pb::ListReviewsResponse {
             reviews: rows.into_iter().map(review_message).collect(),
             next_page_token,
