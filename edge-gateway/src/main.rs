@@ -8,8 +8,8 @@ use std::io::Write as _;
 use mercato_kernel::config::ProcessEnv;
 use mercato_kernel::{ServiceConfig, telemetry};
 
-// Every forwarded call allocates and frees headers, frames and futures on both worker
-// threads; musl's malloc (the static image) and glibc's both spend a visible share of the
+// Every forwarded call allocates and frees headers, frames and futures on every worker
+// thread; musl's malloc (the static image) and glibc's both spend a visible share of the
 // gateway's CPU on that, mimalloc's thread-local heaps far less (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,5 +1,6 @@
-//! A few HTTP/2 connections per component, discovered from `MERCATO_UPSTREAM_<SERVICE>`
-//! (defaults match the local ports and the k8s Service names), wrapped in the parts of the
+//! One HTTP/2 connection per worker thread and component, discovered from
+//! `MERCATO_UPSTREAM_<SERVICE>` (defaults match the local ports and the k8s Service names,
+//! cleartext `http://` only, as the mesh speaks inside the cluster), wrapped in the parts of the
 //! kernel's client stack that suit a proxy: failures become UNAVAILABLE naming the peer
 //! (guard), RPCs the contracts mark idempotent are retried within a budget (retry), and a
 //! peer that keeps failing is cut off for a moment by a circuit breaker (breaker).
@@ -63,8 +64,7 @@ fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
         .parse()
         .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     // A peer that is down must answer UNAVAILABLE quickly, not hang the client.
-    let target = Target::from_uri(&uri, Duration::from_secs(1))
-        .ok_or_else(|| invalid("no host to connect to"))?;
+    let target = Target::from_uri(&uri, Duration::from_secs(1)).map_err(invalid)?;
     let service = tower::ServiceBuilder::new()
         .layer(BreakerLayer::new(
             component,
@@ -108,7 +108,7 @@ impl Service<Request<Body>> for Connections {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // HTTP/2 takes new streams until the peer's limit; beyond it hyper queues them.
+        // HTTP/2 takes new streams until the peer's limit; beyond it `Connection::send` waits.
         Poll::Ready(Ok(()))
     }
 

@@ -79,37 +79,40 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Where an upstream is and how long to wait for it.
+/// Where an upstream is (cleartext HTTP/2, as the mesh speaks inside the cluster) and how
+/// long to wait for it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    scheme: Scheme,
     authority: Authority,
     connect_timeout: Duration,
 }
 
 impl Target {
-    /// The target of `uri` (`http://host:port`), or `None` when it names no host.
-    pub fn from_uri(uri: &Uri, connect_timeout: Duration) -> Option<Self> {
-        let authority = uri.authority()?.clone();
-        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+    /// The target of `uri` (`http://host[:port]`), or why it cannot be one.
+    pub fn from_uri(uri: &Uri, connect_timeout: Duration) -> Result<Self, &'static str> {
+        if uri.scheme().is_some_and(|scheme| *scheme != Scheme::HTTP) {
+            // Speaking cleartext to a TLS port would fail on every call, far from the cause.
+            return Err("only http:// upstreams are supported");
+        }
+        let authority = uri.authority().ok_or("no host to connect to")?.clone();
         let authority = if authority.port_u16().is_some() {
             authority
         } else {
-            let port = if scheme == Scheme::HTTPS { 443 } else { 80 };
-            format!("{}:{port}", authority.host()).parse().ok()?
+            format!("{}:80", authority.host())
+                .parse()
+                .map_err(|_| "no host to connect to")?
         };
-        Some(Self {
-            scheme,
+        Ok(Self {
             authority,
             connect_timeout,
         })
     }
 
-    /// `uri` re-addressed to this target: its path and query, the target's scheme and
-    /// authority (h2 sends them as `:scheme` and `:authority`).
+    /// `uri` re-addressed to this target: its path and query, the target's authority (h2
+    /// sends scheme and authority as `:scheme` and `:authority`).
     fn address(&self, uri: Uri) -> Uri {
         let mut parts = uri.into_parts();
-        parts.scheme = Some(self.scheme.clone());
+        parts.scheme = Some(Scheme::HTTP);
         parts.authority = Some(self.authority.clone());
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(PathAndQuery::from_static("/"));
@@ -352,6 +355,10 @@ mod tests {
         Target::from_uri(&uri.parse().unwrap(), Duration::from_secs(1)).unwrap()
     }
 
+    fn refused(uri: &str) -> &'static str {
+        Target::from_uri(&uri.parse().unwrap(), Duration::ZERO).unwrap_err()
+    }
+
     #[test]
     fn requests_are_addressed_to_the_upstream() {
         let target = target("http://catalog:50052");
@@ -362,9 +369,13 @@ mod tests {
     }
 
     #[test]
-    fn the_port_defaults_by_scheme() {
+    fn the_port_defaults_to_80_and_only_cleartext_http_is_a_target() {
         assert_eq!(target("http://catalog").authority.as_str(), "catalog:80");
-        assert!(Target::from_uri(&"/no/host".parse().unwrap(), Duration::ZERO).is_none());
+        assert_eq!(refused("/no/host"), "no host to connect to");
+        assert_eq!(
+            refused("https://catalog:443"),
+            "only http:// upstreams are supported"
+        );
     }
 
     /// An HTTP/2 server answering 200 to everything on `listener`, until the handle is aborted
