@@ -18,8 +18,10 @@ const FAST_RECOVERY: [(&str, &str); 2] = [
     ("MERCATO_SAGA_LEASE_MS", "1000"),
 ];
 
-/// Writes an order as a crashed executor would have left it: at `step`, lease expired.
-async fn crashed_order(shop: &TestShop, user_id: &str, product_id: &str, step: Step) -> String {
+/// Writes an order as a live executor holds it at `step`: leased for an hour, so the sweep
+/// leaves it alone while the test recreates what that executor did; [`crash`] then ends the
+/// lease.
+async fn leased_order(shop: &TestShop, user_id: &str, product_id: &str, step: Step) -> String {
     let mut conn = AsyncPgConnection::establish(&shop.order_db.url)
         .await
         .unwrap();
@@ -48,13 +50,31 @@ async fn crashed_order(shop: &TestShop, user_id: &str, product_id: &str, step: S
         ship_postal_code: "N1",
         ship_country: "GB",
         saga_step: step.as_str(),
-        saga_lease_until: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        saga_lease_until: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
     };
     insert_order(&mut conn, &insert, &[line])
         .await
         .unwrap()
         .unwrap();
     id.to_string()
+}
+
+/// The executor holding `order_id` dies: its lease is over and the sweep may take the order.
+async fn crash(shop: &TestShop, order_id: &str) {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::RunQueryDsl as _;
+    use order::schema::orders;
+
+    let mut conn = AsyncPgConnection::establish(&shop.order_db.url)
+        .await
+        .unwrap();
+    let id: uuid::Uuid = order_id.parse().unwrap();
+    let updated = diesel::update(orders::table.filter(orders::id.eq(id)))
+        .set(orders::saga_lease_until.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
 }
 
 async fn reserve_directly(shop: &TestShop, order_id: &str, product_id: &str) {
@@ -80,9 +100,10 @@ async fn a_saga_that_died_before_payment_is_compensated_by_the_sweep() {
     let lamp = shop.product("Lamp", 1000, 5).await;
     let (user_id, _) = shop.identity.customer().await;
     // The executor reserved stock and died before redeeming the coupon and charging.
-    let order_id = crashed_order(&shop, &user_id, &lamp.id, Step::Redeem).await;
+    let order_id = leased_order(&shop, &user_id, &lamp.id, Step::Redeem).await;
     reserve_directly(&shop, &order_id, &lamp.id).await;
     assert_eq!(shop.stock(&lamp.id).await.reserved, 2);
+    crash(&shop, &order_id).await;
 
     let order = shop
         .wait_for_order(&order_id, Duration::from_secs(15), |o| {
@@ -106,7 +127,7 @@ async fn a_saga_that_died_after_charging_is_confirmed_by_the_sweep() {
     let lamp = shop.product("Lamp", 1000, 5).await;
     let (user_id, _) = shop.identity.customer().await;
     // The executor reserved, charged, and died before committing the stock.
-    let order_id = crashed_order(&shop, &user_id, &lamp.id, Step::Charge).await;
+    let order_id = leased_order(&shop, &user_id, &lamp.id, Step::Charge).await;
     reserve_directly(&shop, &order_id, &lamp.id).await;
     shop.payment_client()
         .await
@@ -122,6 +143,7 @@ async fn a_saga_that_died_after_charging_is_confirmed_by_the_sweep() {
         ))
         .await
         .unwrap();
+    crash(&shop, &order_id).await;
 
     let order = shop
         .wait_for_order(&order_id, Duration::from_secs(15), |o| {
