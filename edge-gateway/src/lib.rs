@@ -20,6 +20,7 @@ pub mod rest;
 pub mod server;
 pub mod settings;
 pub mod upstream;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use rest::RestApi;
 use rest::routes::RouteTable;
 use server::Gateway;
 use upstream::Upstreams;
+use workers::Workers;
 
 /// The gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,9 @@ pub enum StartError {
     /// A port could not be bound.
     #[error("cannot listen: {0}")]
     Bind(#[from] std::io::Error),
+    /// The serving worker threads could not be started.
+    #[error("cannot start worker threads: {0}")]
+    Workers(std::io::Error),
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -145,7 +150,8 @@ pub async fn start(
         settings.rate_limit_burst,
     ));
     let gate = Gate::new(verifier, limiter);
-    let upstreams = Upstreams::new(&config.upstreams)?;
+    let workers = Workers::start(settings.workers).map_err(StartError::Workers)?;
+    let upstreams = Upstreams::new(&config.upstreams, workers.len())?;
     let openapi = Bytes::from(serde_json::to_vec(&openapi::document(&table)).unwrap_or_default());
 
     let (trigger, signal) = shutdown::channel();
@@ -185,11 +191,14 @@ pub async fn start(
         Some(cors) => tokio::spawn(server::serve(
             listener,
             cors.layer(traced),
+            workers,
             signal,
             grace,
             hops,
         )),
-        None => tokio::spawn(server::serve(listener, traced, signal, grace, hops)),
+        None => tokio::spawn(server::serve(
+            listener, traced, workers, signal, grace, hops,
+        )),
     };
     tracing::info!(%addr, %admin_addr, "edge gateway serving");
     Ok(RunningGateway {

@@ -14,7 +14,9 @@ use mercato_kernel::{ServiceConfig, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+// Calls are served by the gateway's own worker threads (`MERCATO_GATEWAY_WORKERS`); this
+// runtime only accepts connections and runs the admin port and background work.
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("openapi") {
         let document = edge_gateway::openapi_document()?;

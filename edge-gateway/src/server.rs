@@ -27,6 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::coalesce::Coalesce;
 use crate::contracts::Contracts;
 use crate::rest::RestApi;
+use crate::workers::Workers;
 
 /// A gRPC service (passthrough, possibly behind tonic-web).
 pub type GrpcService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
@@ -257,11 +258,13 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Accepts connections on `listener` until `shutdown`, then lets open requests finish for
-/// at most `grace`. Each request learns its client's address (see [`crate::gate::client_addr`]).
+/// Accepts connections on `listener` until `shutdown`, each served whole by one of
+/// `workers` in turn, then lets open requests finish for at most `grace`. Each request learns
+/// its client's address (see [`crate::gate::client_addr`]).
 pub async fn serve<S>(
     listener: TcpListener,
     service: S,
+    workers: Workers,
     shutdown: ShutdownSignal,
     grace: Duration,
     trusted_proxy_hops: usize,
@@ -297,18 +300,34 @@ pub async fn serve<S>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                // The socket moves to the worker's own IO driver.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::debug!(error = %err, %peer, "connection lost before serving");
+                        continue;
+                    }
+                };
                 let service = service.clone();
-                let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    let client = crate::gate::client_addr(peer, req.headers(), trusted_proxy_hops);
-                    req.extensions_mut().insert(client);
-                    service.clone().oneshot(req)
-                });
-                let connection = builder
-                    .serve_connection(TokioIo::new(Coalesce::new(stream)), hyper_service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(err) = connection.await {
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                workers.next().spawn(async move {
+                    let stream = match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => stream,
+                        Err(err) => {
+                            tracing::debug!(error = %err, %peer, "connection lost before serving");
+                            return;
+                        }
+                    };
+                    let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                        let client = crate::gate::client_addr(peer, req.headers(), trusted_proxy_hops);
+                        req.extensions_mut().insert(client);
+                        service.clone().oneshot(req)
+                    });
+                    let connection = builder
+                        .serve_connection(TokioIo::new(Coalesce::new(stream)), hyper_service)
+                        .into_owned();
+                    if let Err(err) = watcher.watch(connection).await {
                         tracing::debug!(error = %err, %peer, "connection ended with an error");
                     }
                 });
@@ -323,4 +342,6 @@ pub async fn serve<S>(
     {
         tracing::warn!("grace period over, closing remaining connections");
     }
+    // Joining the worker threads blocks; they stop at once, their connections done or cut.
+    let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
 }

@@ -26,6 +26,10 @@ pub struct Settings {
     /// ingress controller), whose word on the client's address is trusted for rate limiting
     /// and forwarding (`MERCATO_TRUSTED_PROXY_HOPS`, default 0: the TCP peer is the client).
     pub trusted_proxy_hops: usize,
+    /// Serving threads, each with its own connections to the clients it was dealt and to
+    /// every upstream (`MERCATO_GATEWAY_WORKERS`, default the CPUs available, a container's
+    /// CPU limit included; at least 1). See [`crate::workers`].
+    pub workers: usize,
 }
 
 impl Default for Settings {
@@ -37,6 +41,7 @@ impl Default for Settings {
             max_request_bytes: 1024 * 1024,
             unary_timeout: Duration::from_secs(15),
             trusted_proxy_hops: 0,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -69,6 +74,9 @@ impl Settings {
             )?),
             trusted_proxy_hops: vars
                 .parse_or("MERCATO_TRUSTED_PROXY_HOPS", defaults.trusted_proxy_hops)?,
+            workers: vars
+                .parse_or("MERCATO_GATEWAY_WORKERS", defaults.workers)?
+                .max(1),
         })
     }
 }
@@ -93,6 +101,7 @@ mod tests {
             ),
             ("MERCATO_RATE_LIMIT_RPS", "0"),
             ("MERCATO_UNARY_TIMEOUT_MS", "250"),
+            ("MERCATO_GATEWAY_WORKERS", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -104,6 +113,7 @@ mod tests {
         );
         assert_eq!(settings.rate_limit_rps, 0);
         assert_eq!(settings.unary_timeout, Duration::from_millis(250));
+        assert_eq!(settings.workers, 1, "never fewer than one worker");
         let bad: HashMap<String, String> =
             [("MERCATO_RATE_LIMIT_RPS".to_owned(), "many".to_owned())].into();
         assert!(Settings::from_env(&bad).is_err());

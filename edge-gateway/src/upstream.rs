@@ -39,11 +39,12 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Lazily connected channels to every URL of `upstreams` (component → URL).
-    pub fn new(upstreams: &HashMap<String, String>) -> Result<Self, ClientError> {
+    /// Lazily connected channels to every URL of `upstreams` (component → URL), with one
+    /// connection per serving worker (see [`crate::workers`]).
+    pub fn new(upstreams: &HashMap<String, String>, workers: usize) -> Result<Self, ClientError> {
         let mut channels = HashMap::new();
         for (component, url) in upstreams {
-            channels.insert(component.clone(), channel(component, url)?);
+            channels.insert(component.clone(), channel(component, url, workers)?);
         }
         Ok(Self { channels })
     }
@@ -54,7 +55,7 @@ impl Upstreams {
     }
 }
 
-fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
+fn channel(component: &str, url: &str, workers: usize) -> Result<Upstream, ClientError> {
     let invalid = |reason: &str| ClientError::InvalidUrl {
         peer: component.to_owned(),
         url: url.to_owned(),
@@ -76,13 +77,13 @@ fn channel(component: &str, url: &str) -> Result<Upstream, ClientError> {
             IdempotencyTable::global(),
             RetryBudget::default(),
         ))
-        .service(Connections::new(&target));
+        .service(Connections::new(&target, workers));
     Ok(BoxCloneSyncService::new(service))
 }
 
-/// HTTP/2 connections to one component, used in turn: one connection is driven by one
-/// task, so a busy gateway spreads its streams over one connection per worker thread to use
-/// every core. More would only split the same streams into smaller, costlier writes.
+/// HTTP/2 connections to one component, one per serving worker: a worker sends its streams
+/// over its own connection, driven by a task on its own thread, so a call never leaves the
+/// thread it arrived on. Callers outside the workers take the connections in turn.
 #[derive(Clone)]
 struct Connections {
     connections: Arc<[Connection]>,
@@ -90,15 +91,19 @@ struct Connections {
 }
 
 impl Connections {
-    fn new(target: &Target) -> Self {
-        let workers = tokio::runtime::Handle::try_current()
-            .map_or(1, |runtime| runtime.metrics().num_workers());
+    fn new(target: &Target, workers: usize) -> Self {
         Self {
             connections: (0..workers.max(1))
                 .map(|_| Connection::lazy(target.clone()))
                 .collect(),
             next: Arc::default(),
         }
+    }
+
+    fn pick(&self) -> &Connection {
+        let i =
+            crate::workers::current().unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
+        &self.connections[i % self.connections.len()]
     }
 }
 
@@ -113,8 +118,7 @@ impl Service<Request<Body>> for Connections {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let connection = self.connections[i].clone();
+        let connection = self.pick().clone();
         Box::pin(async move { connection.send(req).await })
     }
 }
