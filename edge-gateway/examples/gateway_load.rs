@@ -23,6 +23,10 @@
 //! `direct`, `gateway`, `nginx`, `rest` and `grpcweb` the issue's targets are checked too
 //! (and with `gateway1`, the gateway held to one worker thread like nginx's one worker).
 //!
+//! The paths are measured in `--rounds N` (5) interleaved slices of `S/N` seconds each, every
+//! path in turn within a round, so a machine that speeds up or slows down during the run
+//! (a shared host does) weighs on every path alike instead of on whichever ran last.
+//!
 //! Options: `--concurrency N` (64), `--secs S` (10) measured after `--warmup S` (2),
 //! `--connections N` (4, gRPC only), `--product ID` (default: the first product the first
 //! scenario's ListProducts returns; that scenario must be gRPC), `--clk-tck N` (100, the
@@ -66,6 +70,7 @@ struct Options {
     concurrency: usize,
     secs: u64,
     warmup: u64,
+    rounds: u32,
     connections: usize,
     product: Option<String>,
     clk_tck: u64,
@@ -75,7 +80,8 @@ fn usage(problem: &str) -> ! {
     eprintln!("gateway_load: {problem}");
     eprintln!(
         "usage: gateway_load --scenario 'KEY|LABEL|grpc|rest|grpc-web|BASE_URL[|PID]'... \
-         [--concurrency N] [--secs S] [--warmup S] [--connections N] [--product ID] [--clk-tck N]"
+         [--concurrency N] [--secs S] [--warmup S] [--rounds N] [--connections N] [--product ID] \
+         [--clk-tck N]"
     );
     std::process::exit(2)
 }
@@ -110,6 +116,7 @@ fn parse_args() -> Options {
         concurrency: 64,
         secs: 10,
         warmup: 2,
+        rounds: 5,
         connections: 4,
         product: None,
         clk_tck: 100,
@@ -129,6 +136,7 @@ fn parse_args() -> Options {
             "--concurrency" => options.concurrency = number(value()).max(1) as usize,
             "--secs" => options.secs = number(value()).max(1),
             "--warmup" => options.warmup = number(value()),
+            "--rounds" => options.rounds = u32::try_from(number(value()).max(1)).unwrap_or(1),
             "--connections" => options.connections = number(value()).max(1) as usize,
             "--product" => options.product = Some(value()),
             "--clk-tck" => options.clk_tck = number(value()).max(1),
@@ -325,9 +333,9 @@ impl Outcome {
     }
 }
 
-async fn drive(driver: &Arc<Driver>, concurrency: usize, product: &str, secs: u64) -> Outcome {
+async fn drive(driver: &Arc<Driver>, concurrency: usize, product: &str, span: Duration) -> Outcome {
     let started = Instant::now();
-    let until = started + Duration::from_secs(secs);
+    let until = started + span;
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
             let driver = Arc::clone(driver);
@@ -355,8 +363,16 @@ async fn drive(driver: &Arc<Driver>, concurrency: usize, product: &str, secs: u6
         outcome.latencies.extend(latencies);
     }
     outcome.elapsed = started.elapsed();
-    outcome.latencies.sort_unstable();
     outcome
+}
+
+impl Outcome {
+    fn add(&mut self, round: Outcome) {
+        self.ok += round.ok;
+        self.errors += round.errors;
+        self.elapsed += round.elapsed;
+        self.latencies.extend(round.latencies);
+    }
 }
 
 async fn first_product(scenario: &Scenario) -> String {
@@ -397,11 +413,11 @@ async fn main() {
         None => first_product(&options.scenarios[0]).await,
     };
     eprintln!(
-        "gateway_load: GetProduct {product}, concurrency {}, {} s after {} s warm-up",
-        options.concurrency, options.secs, options.warmup
+        "gateway_load: GetProduct {product}, concurrency {}, {} s in {} rounds after {} s warm-up",
+        options.concurrency, options.secs, options.rounds, options.warmup
     );
 
-    let mut rows = Vec::new();
+    let mut drivers = Vec::new();
     for scenario in &options.scenarios {
         let driver = Arc::new(Driver::new(scenario, &options, &product).await);
         if !driver.call(0, &product).await {
@@ -412,17 +428,39 @@ async fn main() {
             std::process::exit(1);
         }
         if options.warmup > 0 {
-            drive(&driver, options.concurrency, &product, options.warmup).await;
+            let warmup = Duration::from_secs(options.warmup);
+            drive(&driver, options.concurrency, &product, warmup).await;
         }
-        let before = scenario.pid.and_then(cpu_ticks);
-        let outcome = drive(&driver, options.concurrency, &product, options.secs).await;
-        let after = scenario.pid.and_then(cpu_ticks);
-        let cpu_us_per_req = match (before, after) {
-            (Some(b), Some(a)) if outcome.ok > 0 => {
-                Some((a - b) as f64 * 1e6 / options.clk_tck as f64 / outcome.ok as f64)
-            }
-            _ => None,
-        };
+        drivers.push(driver);
+    }
+
+    let slice = Duration::from_secs(options.secs) / options.rounds;
+    let mut totals: Vec<(Outcome, Option<u64>)> = options
+        .scenarios
+        .iter()
+        .map(|s| (Outcome::default(), s.pid.map(|_| 0)))
+        .collect();
+    for _ in 0..options.rounds {
+        for ((scenario, driver), (outcome, ticks)) in
+            options.scenarios.iter().zip(&drivers).zip(&mut totals)
+        {
+            let before = scenario.pid.and_then(cpu_ticks);
+            outcome.add(drive(driver, options.concurrency, &product, slice).await);
+            let after = scenario.pid.and_then(cpu_ticks);
+            *ticks = match (*ticks, before, after) {
+                (Some(sum), Some(b), Some(a)) => Some(sum + (a - b)),
+                _ => None,
+            };
+        }
+    }
+    drop(drivers);
+
+    let mut rows = Vec::new();
+    for (scenario, (mut outcome, ticks)) in options.scenarios.iter().zip(totals) {
+        outcome.latencies.sort_unstable();
+        let cpu_us_per_req = ticks
+            .filter(|_| outcome.ok > 0)
+            .map(|t| t as f64 * 1e6 / options.clk_tck as f64 / outcome.ok as f64);
         eprintln!(
             "gateway_load: {:<40} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
             scenario.label,
@@ -436,8 +474,6 @@ async fn main() {
             outcome,
             cpu_us_per_req,
         });
-        drop(driver);
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     let reference = &rows[0];
