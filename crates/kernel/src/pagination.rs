@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::Status;
 
-use crate::error::invalid_argument;
+use crate::error::{FieldViolations, invalid_argument};
 
 /// Default page size when the client sends 0.
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
@@ -16,13 +16,28 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// Validates `page_size`: 0 means the default; 1..=100 is taken as is.
 pub fn page_size(requested: i32) -> Result<i64, Status> {
+    checked_page_size(requested).ok_or_else(|| invalid_argument("page_size", page_size_range()))
+}
+
+/// [`page_size`] for a request checked field by field: a bad size is added to `violations`
+/// (the same wording for every list RPC) and gives `None`.
+pub fn page_size_or_violation(requested: i32, violations: &mut FieldViolations) -> Option<i64> {
+    let size = checked_page_size(requested);
+    if size.is_none() {
+        violations.add("page_size", page_size_range());
+    }
+    size
+}
+
+fn page_size_range() -> String {
+    format!("must be between 0 and {MAX_PAGE_SIZE}")
+}
+
+fn checked_page_size(requested: i32) -> Option<i64> {
     match i64::from(requested) {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        _ => Err(invalid_argument(
-            "page_size",
-            format!("must be between 0 and {MAX_PAGE_SIZE}"),
-        )),
+        0 => Some(DEFAULT_PAGE_SIZE),
+        n if (1..=MAX_PAGE_SIZE).contains(&n) => Some(n),
+        _ => None,
     }
 }
 
@@ -135,5 +150,10 @@ mod tests {
         assert_eq!(page_size(100).unwrap(), 100);
         assert!(page_size(101).is_err());
         assert!(page_size(-1).is_err());
+        let mut violations = FieldViolations::new();
+        assert_eq!(page_size_or_violation(7, &mut violations), Some(7));
+        assert!(violations.is_empty());
+        assert_eq!(page_size_or_violation(101, &mut violations), None);
+        assert!(!violations.is_empty());
     }
 }

@@ -85,9 +85,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
         let req = request.into_inner();
         let mut v = FieldViolations::new();
-        let limit = pagination::page_size(req.page_size)
-            .map_err(|_| v.add("page_size", "must be between 0 and 100"))
-            .ok();
+        let limit = pagination::page_size_or_violation(req.page_size, &mut v);
         let category_id = domain::parse_optional_id(&mut v, "category_id", &req.category_id);
         let query = domain::parse_query(&req.query)
             .map_err(|_| v.add("query", "must be at most 100 characters"))

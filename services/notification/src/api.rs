@@ -74,14 +74,7 @@ impl NotificationService for NotificationApi {
         let user_id = Principal::of(&request)?.subject.clone();
         let req = request.into_inner();
         let mut v = FieldViolations::new();
-        let limit = pagination::page_size(req.page_size)
-            .map_err(|_| {
-                v.add(
-                    "page_size",
-                    format!("must be between 0 and {}", pagination::MAX_PAGE_SIZE),
-                )
-            })
-            .ok();
+        let limit = pagination::page_size_or_violation(req.page_size, &mut v);
         let fingerprint =
             pagination::fingerprint(&[if req.unread_only { "unread" } else { "all" }]);
         let after = match pagination::decode::<TokenCursor>(&req.page_token, fingerprint) {

@@ -139,9 +139,7 @@ impl OrderQueryService for OrderQueryApi {
         let principal = Principal::of(&request)?;
         let req = request.get_ref();
         let mut v = FieldViolations::new();
-        let limit = pagination::page_size(req.page_size)
-            .map_err(|_| v.add("page_size", "must be between 0 and 100"))
-            .ok();
+        let limit = pagination::page_size_or_violation(req.page_size, &mut v);
         let status = domain::parse_status_filter(req.status)
             .map_err(|m| v.add("status", m))
             .ok();

@@ -111,14 +111,7 @@ impl ReviewService for ReviewApi {
         let req = request.into_inner();
         let mut v = FieldViolations::new();
         let product_id = domain::parse_required_id(&mut v, "product_id", &req.product_id);
-        let limit = pagination::page_size(req.page_size)
-            .map_err(|_| {
-                v.add(
-                    "page_size",
-                    format!("must be between 0 and {}", pagination::MAX_PAGE_SIZE),
-                )
-            })
-            .ok();
+        let limit = pagination::page_size_or_violation(req.page_size, &mut v);
         let (Some(product_id), Some(limit)) = (product_id, limit) else {
             return Err(v.into_status());
         };
