@@ -163,6 +163,10 @@ pub struct ServiceConfig {
     /// Back-off before an event's second delivery, doubling after each failure
     /// (`MERCATO_EVENT_BACKOFF_MS`, default 500).
     pub event_backoff: Duration,
+    /// How long published events stay in the outbox for inspection before the relay deletes
+    /// them (`MERCATO_OUTBOX_RETENTION_HOURS`, default 72). Unpublished events are never
+    /// deleted.
+    pub outbox_retention: Duration,
 }
 
 /// A service account's credentials; the secret never appears in `Debug` output.
@@ -275,6 +279,10 @@ impl ServiceConfig {
             call_timeout: Duration::from_millis(vars.parse_or("MERCATO_CALL_TIMEOUT_MS", 5000)?),
             event_max_attempts: vars.parse_or("MERCATO_EVENT_MAX_ATTEMPTS", 5)?,
             event_backoff: Duration::from_millis(vars.parse_or("MERCATO_EVENT_BACKOFF_MS", 500)?),
+            outbox_retention: Duration::from_secs(3600u64.saturating_mul(vars.parse_or(
+                "MERCATO_OUTBOX_RETENTION_HOURS",
+                crate::events::outbox::DEFAULT_RETENTION.as_secs() / 3600,
+            )?)),
         })
     }
 
@@ -311,6 +319,11 @@ mod tests {
         assert_eq!(config.admin_addr.port(), 51062);
         assert_eq!(config.redis_prefix, "mercato:catalog:");
         assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.outbox_retention, Duration::from_secs(72 * 3600));
+        let config =
+            ServiceConfig::from_source("catalog", &env(&[("MERCATO_OUTBOX_RETENTION_HOURS", "1")]))
+                .unwrap();
+        assert_eq!(config.outbox_retention, Duration::from_secs(3600));
     }
 
     #[test]

@@ -287,6 +287,7 @@ impl ServiceHost {
                 domain,
                 self.outbox.clone(),
             )
+            .retention(self.config.outbox_retention)
             .spawn(self.signal.clone());
             relay = Some(handle);
         }

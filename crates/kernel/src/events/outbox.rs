@@ -36,6 +36,12 @@ const BATCH: i64 = 256;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Longest back-off while NATS is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the relay deletes events published longer ago than the retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement, so pruning a large backlog never holds long locks.
+const PRUNE_BATCH: i64 = 1000;
+/// Default retention of published events.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
 
 /// Writes `event` to the outbox on `conn`, which must be inside the transaction of the state
 /// change the event describes. Returns the event id.
@@ -90,6 +96,7 @@ pub struct Relay {
     namespace: String,
     domain: String,
     notifier: OutboxNotifier,
+    retention: Duration,
 }
 
 impl Relay {
@@ -109,7 +116,15 @@ impl Relay {
             namespace: namespace.to_owned(),
             domain: domain.to_owned(),
             notifier,
+            retention: DEFAULT_RETENTION,
         }
+    }
+
+    /// Keeps published events for `retention` before deleting them (default 72 h).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Runs until shutdown, then publishes what is pending one last time.
@@ -117,6 +132,7 @@ impl Relay {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             let mut stream_ready = false;
+            let mut next_prune = tokio::time::Instant::now();
             loop {
                 if shutdown.is_requested() {
                     // Best effort flush: whatever NATS does not take now goes out after restart.
@@ -137,6 +153,11 @@ impl Relay {
                 match round.await {
                     Ok(published) => {
                         backoff = Duration::from_millis(100);
+                        let now = tokio::time::Instant::now();
+                        if published < BATCH as usize && now >= next_prune {
+                            next_prune = now + PRUNE_EVERY;
+                            self.prune_published().await;
+                        }
                         if published < BATCH as usize {
                             tokio::select! {
                                 _ = self.notifier.0.notified() => {},
@@ -221,6 +242,53 @@ impl Relay {
         })
         .await
         .map_err(|e| e.to_string())
+    }
+}
+
+impl Relay {
+    async fn prune_published(&self) {
+        let Ok(cutoff) = chrono::Duration::from_std(self.retention) else {
+            return;
+        };
+        let result = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            prune(&mut conn, chrono::Utc::now() - cutoff)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match result.await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::info!(deleted, "outbox: published events past retention deleted")
+            }
+            // The next round tries again; the outbox only grows meanwhile.
+            Err(err) => tracing::warn!(error = %err, "outbox: pruning failed"),
+        }
+    }
+}
+
+/// Deletes the events published before `cutoff`, in batches; returns how many went.
+/// Events not yet published stay, however old.
+pub async fn prune(
+    conn: &mut AsyncPgConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<usize> {
+    let mut deleted = 0;
+    loop {
+        let batch: Vec<Uuid> = outbox::table
+            .select(outbox::id)
+            .filter(outbox::published_at.lt(cutoff))
+            .limit(PRUNE_BATCH)
+            .load(conn)
+            .await?;
+        let n = diesel::delete(outbox::table.filter(outbox::id.eq_any(&batch)))
+            .execute(conn)
+            .await?;
+        deleted += n;
+        // Another replica pruning alongside may have taken some of the batch first.
+        if batch.len() < PRUNE_BATCH as usize {
+            return Ok(deleted);
+        }
     }
 }
 

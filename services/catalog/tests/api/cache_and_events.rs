@@ -187,3 +187,74 @@ async fn events_written_while_nats_is_down_are_published_when_it_returns() {
     assert_eq!(envelopes[0].r#type, "mercato.catalog.v1.ProductCreated");
     online.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn published_events_past_retention_are_pruned_and_unpublished_ones_kept() {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    use mercato_kernel::events::outbox::{self, outbox as table};
+
+    // NATS unreachable: the three events stay in the outbox, unpublished, until the test
+    // dates them.
+    let identity = TestIdentity::start().await;
+    let database = TestDatabase::new("catalog");
+    let mut env = service_env("catalog", &database, &identity.namespace);
+    env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
+    env.insert("NATS_URL".into(), "nats://127.0.0.1:1".into());
+    let offline = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false)
+        .await
+        .unwrap();
+    let admin = identity.admin_token().await;
+    let mut client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+        mercato_testkit::channel(offline.grpc_addr).await,
+    );
+    for sku in ["P-1", "P-2", "P-3"] {
+        let request = mercato::pb::catalog::v1::CreateProductRequest {
+            product: Some(crate::product(sku, "Pruned", 100, "")),
+        };
+        client
+            .create_product(authed(request, &admin))
+            .await
+            .unwrap();
+    }
+    offline.stop().await.unwrap();
+
+    let mut conn = AsyncPgConnection::establish(&database.url).await.unwrap();
+    let ids: Vec<uuid::Uuid> = table::table
+        .select(table::id)
+        .order(table::id.asc())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let now = chrono::Utc::now();
+    // The first was published four days ago, the third an hour ago; the second never was.
+    for (id, published) in [
+        (ids[0], now - chrono::Duration::hours(96)),
+        (ids[2], now - chrono::Duration::hours(1)),
+    ] {
+        diesel::update(table::table.find(id))
+            .set(table::published_at.eq(published))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    diesel::update(table::table.find(ids[1]))
+        .set(table::created_at.eq(now - chrono::Duration::hours(200)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let deleted = outbox::prune(&mut conn, now - chrono::Duration::hours(72))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let left: Vec<uuid::Uuid> = table::table
+        .select(table::id)
+        .order(table::id.asc())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, [ids[1], ids[2]]);
+    assert_eq!(outbox::pending(&mut conn).await.unwrap(), 1);
+}
