@@ -1,7 +1,7 @@
 use deadpool_redis::redis::AsyncCommands as _;
 use mercato::pb::catalog::v1::{GetProductRequest, PriceChanged, Product, UpdateProductRequest};
 use mercato_kernel::ServiceConfig;
-use mercato_testkit::{TestDatabase, TestIdentity, authed, service_env};
+use mercato_testkit::authed;
 use prost::Message as _;
 
 use crate::{TestCatalog, eur};
@@ -151,29 +151,21 @@ async fn product_events_reach_jetstream_exactly_once() {
     );
 }
 
+/// NATS on a port nobody listens on: writes succeed and their events wait in the outbox.
+const NATS_DOWN: (&str, &str) = ("NATS_URL", "nats://127.0.0.1:1");
+
 #[tokio::test]
 async fn events_written_while_nats_is_down_are_published_when_it_returns() {
-    // A catalog whose NATS is unreachable still accepts writes; the events wait in its outbox.
-    let identity = TestIdentity::start().await;
-    let database = TestDatabase::new("catalog");
-    let mut env = service_env("catalog", &database, &identity.namespace);
-    env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-    env.insert("NATS_URL".into(), "nats://127.0.0.1:1".into());
-    let offline = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false)
-        .await
-        .unwrap();
-    let admin = identity.admin_token().await;
-    let mut client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-        mercato_testkit::channel(offline.grpc_addr).await,
-    );
-    let request = mercato::pb::catalog::v1::CreateProductRequest {
-        product: Some(crate::product("N-1", "Queued", 100, "")),
-    };
-    client
-        .create_product(authed(request, &admin))
-        .await
-        .unwrap();
-    offline.stop().await.unwrap();
+    let offline = TestCatalog::start_with(&[NATS_DOWN]).await;
+    offline.product("N-1", "Queued", 100, "").await;
+    let TestCatalog {
+        identity,
+        running,
+        database: _database,
+        mut env,
+        ..
+    } = offline;
+    running.stop().await.unwrap();
 
     // Restarted with NATS reachable (same database), the relay delivers the queued event once.
     env.insert(
@@ -194,30 +186,15 @@ async fn published_events_past_retention_are_pruned_and_unpublished_ones_kept() 
     use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
     use mercato_kernel::events::outbox::{self, outbox as table};
 
-    // NATS unreachable: the three events stay in the outbox, unpublished, until the test
-    // dates them.
-    let identity = TestIdentity::start().await;
-    let database = TestDatabase::new("catalog");
-    let mut env = service_env("catalog", &database, &identity.namespace);
-    env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-    env.insert("NATS_URL".into(), "nats://127.0.0.1:1".into());
-    let offline = catalog::start(ServiceConfig::from_source("catalog", &env).unwrap(), false)
-        .await
-        .unwrap();
-    let admin = identity.admin_token().await;
-    let mut client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
-        mercato_testkit::channel(offline.grpc_addr).await,
-    );
+    // The three events stay in the outbox, unpublished, until the test dates them.
+    let offline = TestCatalog::start_with(&[NATS_DOWN]).await;
     for sku in ["P-1", "P-2", "P-3"] {
-        let request = mercato::pb::catalog::v1::CreateProductRequest {
-            product: Some(crate::product(sku, "Pruned", 100, "")),
-        };
-        client
-            .create_product(authed(request, &admin))
-            .await
-            .unwrap();
+        offline.product(sku, "Pruned", 100, "").await;
     }
-    offline.stop().await.unwrap();
+    let TestCatalog {
+        running, database, ..
+    } = offline;
+    running.stop().await.unwrap();
 
     let mut conn = AsyncPgConnection::establish(&database.url).await.unwrap();
     let ids: Vec<uuid::Uuid> = table::table
