@@ -153,12 +153,13 @@ impl Relay {
                 match round.await {
                     Ok(published) => {
                         backoff = Duration::from_millis(100);
-                        let now = tokio::time::Instant::now();
-                        if published < BATCH as usize && now >= next_prune {
-                            next_prune = now + PRUNE_EVERY;
-                            self.prune_published().await;
-                        }
                         if published < BATCH as usize {
+                            // Caught up: a moment to prune before waiting for more.
+                            let now = tokio::time::Instant::now();
+                            if now >= next_prune {
+                                next_prune = now + PRUNE_EVERY;
+                                self.prune_published().await;
+                            }
                             tokio::select! {
                                 _ = self.notifier.0.notified() => {},
                                 _ = tokio::time::sleep(IDLE_POLL) => {},
@@ -177,6 +178,27 @@ impl Relay {
                 }
             }
         })
+    }
+
+    /// Deletes the events published longer ago than the retention; failures only log.
+    async fn prune_published(&self) {
+        let Ok(cutoff) = chrono::Duration::from_std(self.retention) else {
+            return;
+        };
+        let result = async {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            prune(&mut conn, chrono::Utc::now() - cutoff)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match result.await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::info!(deleted, "outbox: published events past retention deleted")
+            }
+            // The next round tries again; the outbox only grows meanwhile.
+            Err(err) => tracing::warn!(error = %err, "outbox: pruning failed"),
+        }
     }
 
     /// Publishes one batch; returns how many events went out.
@@ -242,28 +264,6 @@ impl Relay {
         })
         .await
         .map_err(|e| e.to_string())
-    }
-}
-
-impl Relay {
-    async fn prune_published(&self) {
-        let Ok(cutoff) = chrono::Duration::from_std(self.retention) else {
-            return;
-        };
-        let result = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            prune(&mut conn, chrono::Utc::now() - cutoff)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        match result.await {
-            Ok(0) => {}
-            Ok(deleted) => {
-                tracing::info!(deleted, "outbox: published events past retention deleted")
-            }
-            // The next round tries again; the outbox only grows meanwhile.
-            Err(err) => tracing::warn!(error = %err, "outbox: pruning failed"),
-        }
     }
 }
 
