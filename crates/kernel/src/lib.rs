@@ -30,6 +30,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 pub mod trace;
+pub mod wire;
 
 pub use config::ServiceConfig;
 pub use serve::{RunningService, ServeError, ServiceHost};

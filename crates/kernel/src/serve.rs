@@ -307,7 +307,8 @@ impl ServiceHost {
         let layers = tower::ServiceBuilder::new()
             .layer(TraceLayer)
             .layer(MetricsLayer)
-            .layer(AuthLayer::new(verifier));
+            .layer(AuthLayer::new(verifier))
+            .map_request(crate::wire::check_request);
         // The builder's `tcp_nodelay` does not reach sockets accepted from a listener of our
         // own; without it a small answer can sit in Nagle's buffer until the caller's delayed
         // ACK, 40 ms later.

@@ -6,7 +6,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` and `NATS_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod raw;
 pub mod shop;
+
+pub use raw::{grpc_frame, raw_grpc};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -179,6 +179,22 @@ async fn checkout_input_is_validated_with_every_problem_named() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["card", "shipping_address"]);
+
+    // A NUL, which no store accepts, is refused before anything is placed.
+    let status = assert_code(
+        shopper
+            .checkout_with(CheckoutRequest {
+                card: Some(card(CARD_OK)),
+                shipping_address: Some(ShippingAddress {
+                    line1: "Main St\0 1".into(),
+                    ..address()
+                }),
+                idempotency_key: "nul".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["shipping_address.line1"]);
     assert_eq!(lines(&shopper.get().await.unwrap()), [(lamp.id.clone(), 1)]);
 }
 

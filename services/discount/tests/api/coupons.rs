@@ -188,6 +188,12 @@ async fn get_coupon_validates_and_reports_unknown_codes() {
         Code::InvalidArgument,
     );
     assert_code(client.get_coupon(get("NOPE")).await, Code::NotFound);
+    // A NUL reaches no query: Postgres would refuse it as an internal error.
+    let status = assert_code(
+        client.get_coupon(get("SAVE\0")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["code"]);
 }
 
 #[tokio::test]

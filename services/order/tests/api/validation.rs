@@ -1,4 +1,6 @@
-use mercato::pb::order::v1::{CancelOrderRequest, GetOrderRequest, ShipOrderRequest};
+use mercato::pb::order::v1::{
+    CancelOrderRequest, GetOrderRequest, ShipOrderRequest, ShippingAddress,
+};
 use mercato_testkit::shop::{CARD_OK, TestShop, order_request};
 use mercato_testkit::{assert_code, authed, violated_fields};
 use tonic::Code;
@@ -52,6 +54,52 @@ async fn bad_orders_are_refused_with_every_field_named() {
     );
     assert_eq!(violated_fields(&status), ["items[1].product_id"]);
     assert_eq!(shop.stock(&lamp.id).await.available, 5, "nothing reserved");
+}
+
+#[tokio::test]
+async fn a_nul_in_any_text_is_a_field_violation_and_nothing_is_reserved() {
+    let shop = TestShop::start().await;
+    let lamp = shop.product("Lamp", 1000, 5).await;
+    let (_, token) = shop.identity.customer().await;
+    for name in ["name", "line1", "line2", "city", "postal_code", "country"] {
+        let mut request = order_request(&[(&lamp.id, 1)], CARD_OK, &format!("nul-{name}"));
+        let address: &mut ShippingAddress = request.shipping_address.as_mut().unwrap();
+        let field = match name {
+            "name" => &mut address.name,
+            "line1" => &mut address.line1,
+            "line2" => &mut address.line2,
+            "city" => &mut address.city,
+            "postal_code" => &mut address.postal_code,
+            _ => &mut address.country,
+        };
+        field.push('\0');
+        let status = assert_code(place(&shop, &token, request).await, Code::InvalidArgument);
+        assert_eq!(
+            violated_fields(&status),
+            [format!("shipping_address.{name}")]
+        );
+    }
+    assert_eq!(shop.stock(&lamp.id).await.available, 5, "nothing reserved");
+
+    let order = place(
+        &shop,
+        &token,
+        order_request(&[(&lamp.id, 1)], CARD_OK, "nul-ok"),
+    )
+    .await
+    .unwrap();
+    let cancel = CancelOrderRequest {
+        id: order.id,
+        reason: "changed\0my mind".into(),
+    };
+    let status = assert_code(
+        shop.orders()
+            .await
+            .cancel_order(authed(cancel, &token))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["reason"]);
 }
 
 #[tokio::test]
