@@ -38,17 +38,22 @@ pub enum AuthError {
 }
 
 impl From<AuthError> for Status {
+    /// A fixed message per reason: the parser's words ("Base64 error: Invalid last symbol…")
+    /// would tell a prober how far a forged token got. The detail goes to the log.
     fn from(err: AuthError) -> Self {
-        match err {
-            AuthError::Invalid(_) => {
-                crate::error::unauthenticated("INVALID_TOKEN", err.to_string())
-            }
-            AuthError::Expired => crate::error::unauthenticated("TOKEN_EXPIRED", err.to_string()),
-            AuthError::UnknownKey => crate::error::unauthenticated("UNKNOWN_KEY", err.to_string()),
+        let (reason, message) = match &err {
+            AuthError::Invalid(_) => ("INVALID_TOKEN", "the access token is not valid"),
+            AuthError::Expired => ("TOKEN_EXPIRED", "the access token has expired"),
+            AuthError::UnknownKey => (
+                "UNKNOWN_KEY",
+                "the access token is signed with a key that is not in use",
+            ),
             AuthError::KeysUnavailable(cause) => {
-                crate::error::unavailable("identity (JWKS)", cause)
+                return crate::error::unavailable("identity (JWKS)", cause);
             }
-        }
+        };
+        tracing::info!(reason, detail = %err, "access token refused");
+        crate::error::unauthenticated(reason, message)
     }
 }
 

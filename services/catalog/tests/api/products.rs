@@ -7,6 +7,7 @@ use mercato::pb::identity::v1::{
 };
 use mercato_testkit::authed;
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::{TestCatalog, assert_code, eur, product, violated_fields};
 
@@ -436,4 +437,29 @@ async fn an_update_changes_only_the_masked_fields() {
             .await,
         Code::NotFound,
     );
+}
+
+#[tokio::test]
+async fn a_refused_token_gets_a_fixed_message_and_a_reason_not_the_parsers_words() {
+    let catalog = TestCatalog::start().await;
+    let mut client = catalog.client().await;
+    // The admin's real token with its signature's last characters changed.
+    let mut resigned = catalog.admin.clone();
+    let tail = if resigned.ends_with('A') { "BB" } else { "AA" };
+    resigned.replace_range(resigned.len() - 2.., tail);
+    let header_only = format!("{}.e30.", catalog.admin.split('.').next().unwrap());
+    for token in ["forged.token.value", "garbage", &resigned, &header_only] {
+        let request = CreateProductRequest {
+            product: Some(product("X-1", "X", 100, "")),
+        };
+        let status = assert_code(
+            client.create_product(authed(request, token)).await,
+            Code::Unauthenticated,
+        );
+        assert_eq!(status.message(), "the access token is not valid", "{token}");
+        assert_eq!(
+            status.get_error_details().error_info().unwrap().reason,
+            "INVALID_TOKEN"
+        );
+    }
 }
