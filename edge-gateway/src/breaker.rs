@@ -1,8 +1,13 @@
 //! A circuit breaker per upstream: after `threshold` consecutive calls that found the peer
-//! unreachable (UNAVAILABLE), calls fail at once for `open_for` instead of each waiting on a
-//! connect attempt; then one probe call is let through, and its outcome closes or re-opens
-//! the circuit. Application errors (NOT_FOUND, INVALID_ARGUMENT, …) never count: only a peer
-//! that cannot serve at all trips it.
+//! unhealthy, calls fail at once for `open_for` instead of each waiting on a connect attempt;
+//! then one probe call is let through, and its outcome closes or re-opens the circuit.
+//!
+//! Only what says the upstream cannot serve counts: UNAVAILABLE (from the upstream, or from
+//! the kernel's guard for a connect failure or connect timeout), and a call that outlives
+//! the gateway's own default deadline ([`GatewayDeadline`]). Application errors (NOT_FOUND,
+//! INVALID_ARGUMENT, …) and the caller's own choices never count: a client deadline that
+//! expires is the client's budget, and bodies the caller got wrong are answered before any
+//! call (see [`crate::body`]), so no client can open the circuit for everyone else.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,6 +20,12 @@ use http::{Request, Response};
 use tokio::time::Instant;
 use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt as _};
+
+/// The instant a call must be answered by when the deadline is the gateway's own
+/// (`MERCATO_UNARY_TIMEOUT_MS`, for callers that set none), as a request extension: the
+/// breaker enforces it, and a call that outlives it says the upstream is not answering.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayDeadline(pub Instant);
 
 /// Consecutive failures that open the circuit.
 pub const DEFAULT_THRESHOLD: u32 = 5;
@@ -99,6 +110,12 @@ impl<S> BreakerService<S> {
         }
     }
 
+    /// A call ended without an outcome (its caller went away): the probe claim, if it held
+    /// it, is given back so the next call can probe instead of the circuit staying open.
+    fn abandon(&self) {
+        self.lock().probing = false;
+    }
+
     fn record(&self, failed: bool) {
         let mut state = self.lock();
         state.probing = false;
@@ -146,16 +163,53 @@ where
             );
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let this = self.clone();
+        let outcome = Outcome {
+            breaker: Some(self.clone()),
+        };
         let inner = self.inner.clone();
+        let deadline = req.extensions().get::<GatewayDeadline>().copied();
         Box::pin(async move {
-            let response = match inner.oneshot(req).await {
+            let call = inner.oneshot(req);
+            let response = match deadline {
+                Some(GatewayDeadline(at)) => match tokio::time::timeout_at(at, call).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        outcome.record(true);
+                        let status =
+                            tonic::Status::deadline_exceeded("no answer before the deadline");
+                        return Ok(status.into_http());
+                    }
+                },
+                None => call.await,
+            };
+            let response = match response {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            this.record(unavailable(&response));
+            outcome.record(unavailable(&response));
             Ok(response)
         })
+    }
+}
+
+/// Records a call's outcome once; dropped without one (the caller left), it abandons.
+struct Outcome<S> {
+    breaker: Option<BreakerService<S>>,
+}
+
+impl<S> Outcome<S> {
+    fn record(mut self, failed: bool) {
+        if let Some(breaker) = self.breaker.take() {
+            breaker.record(failed);
+        }
+    }
+}
+
+impl<S> Drop for Outcome<S> {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.breaker.take() {
+            breaker.abandon();
+        }
     }
 }
 
@@ -220,5 +274,58 @@ mod tests {
             assert_eq!(code(&breaker.call(request()).await.unwrap()), "5");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_whose_caller_leaves_lets_the_next_call_probe() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let inner = tower::service_fn(move |_req: Request<Body>| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 1 {
+                    // The probe: it hangs until its caller gives up.
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Infallible>(tonic::Status::unavailable("down").into_http())
+            }
+        });
+        let mut breaker = BreakerLayer::new("catalog", 1, Duration::from_secs(2)).layer(inner);
+        breaker.call(request()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let probe = breaker.call(request());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), probe)
+                .await
+                .is_err()
+        );
+        breaker.call(request()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "a new probe went out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_gateways_own_deadline_counts_as_a_failure() {
+        let inner = tower::service_fn(|_req: Request<Body>| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Infallible>(tonic::Status::ok("").into_http())
+        });
+        let mut breaker = BreakerLayer::new("catalog", 2, Duration::from_secs(2)).layer(inner);
+        // A caller's own deadline is enforced outside: the call is dropped, nothing counts.
+        for _ in 0..3 {
+            let call = breaker.call(request());
+            assert!(
+                tokio::time::timeout(Duration::from_millis(10), call)
+                    .await
+                    .is_err()
+            );
+        }
+        for _ in 0..2 {
+            let mut req = request();
+            req.extensions_mut()
+                .insert(GatewayDeadline(Instant::now() + Duration::from_millis(10)));
+            assert_eq!(code(&breaker.call(req).await.unwrap()), "4");
+        }
+        let refused = breaker.call(request()).await.unwrap();
+        assert_eq!(code(&refused), "14", "open after two gateway timeouts");
     }
 }

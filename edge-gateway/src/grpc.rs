@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyStream, Limited, StreamBody};
+use http_body_util::Full;
 use mercato_kernel::client::context::{GRPC_TIMEOUT, format_timeout, parse_timeout};
 use tokio::time::Instant;
+use tonic::Status;
 use tonic::body::Body;
 use tonic::service::Routes;
-use tonic::{Code, Status};
 use tower::{Service, ServiceExt as _};
 
+use crate::body::{self, BodyError};
+use crate::breaker::GatewayDeadline;
 use crate::contracts::Contracts;
 use crate::gate::{ClientAddr, Gate, sanitize};
 use crate::settings::Settings;
@@ -59,23 +61,6 @@ impl GrpcProxy {
     }
 }
 
-/// Whether a declared body length is over `max`.
-pub fn declared_too_large(headers: &http::HeaderMap, max: usize) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|len| *len > u64::try_from(max).unwrap_or(u64::MAX))
-}
-
-/// The status for a request body over the limit (tonic's own code for an oversized message).
-pub fn too_large(max: usize) -> Status {
-    Status::new(
-        Code::OutOfRange,
-        format!("request body exceeds the limit of {max} bytes"),
-    )
-}
-
 impl Inner {
     async fn forward(&self, mut req: Request<Body>) -> Response<Body> {
         let arrived = Instant::now();
@@ -88,8 +73,8 @@ impl Inner {
         };
         let client = req.extensions().get::<ClientAddr>().copied();
         let max = self.settings.max_request_bytes;
-        if declared_too_large(req.headers(), max).is_some() {
-            return too_large(max).into_http();
+        if body::declared_too_large(req.headers(), max) {
+            return BodyError::TooLarge { max }.status().into_http();
         }
         if let Err(status) = self.gate.admit(&method, req.headers(), client).await {
             return status.into_http();
@@ -108,26 +93,47 @@ impl Inner {
             .get(GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_timeout);
-        let deadline = match client_timeout {
-            Some(timeout) => Some(arrived + timeout),
-            None if !method.server_streaming() => Some(arrived + self.settings.unary_timeout),
-            None => None,
+        let (deadline, own) = match client_timeout {
+            Some(timeout) => (Some(arrived + timeout), false),
+            None if !method.server_streaming() => {
+                (Some(arrived + self.settings.unary_timeout), true)
+            }
+            None => (None, false),
         };
+
+        // The one request message is read whole first (see [`crate::body`]): a body the
+        // caller got wrong is answered here and never reaches the upstream or its breaker.
+        let (mut parts, body) = req.into_parts();
+        let waited = self.settings.body_read_timeout;
+        let by = deadline.map_or(arrived + waited, |d| d.min(arrived + waited));
+        let bytes = match body::read(body, max, by, waited).await {
+            Ok(bytes) => bytes,
+            Err(err) => return err.status().into_http(),
+        };
+        // After gRPC-web-text decoding the declared length is the base64 one; h2 would send
+        // it upstream as a wrong content-length.
+        parts.headers.remove(http::header::CONTENT_LENGTH);
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Status::deadline_exceeded("deadline exceeded at the gateway").into_http();
             }
             if let Ok(value) = HeaderValue::from_str(&format_timeout(left)) {
-                req.headers_mut().insert(GRPC_TIMEOUT, value);
+                parts.headers.insert(GRPC_TIMEOUT, value);
             }
         }
-        // The size hint is dropped: after gRPC-web-text decoding it still announces the
-        // base64 length, and h2 would send it upstream as a wrong content-length.
-        let req =
-            req.map(|body| Body::new(StreamBody::new(BodyStream::new(Limited::new(body, max)))));
+        let mut req = Request::from_parts(parts, Body::new(Full::new(bytes)));
+        let outer_deadline = match deadline {
+            // The gateway's own deadline is the breaker's to enforce: outliving it says the
+            // upstream is not answering.
+            Some(deadline) if own => {
+                req.extensions_mut().insert(GatewayDeadline(deadline));
+                None
+            }
+            client => client,
+        };
         let call = upstream.clone().oneshot(req);
-        let response = match deadline {
+        let response = match outer_deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
                 Ok(result) => result,
                 Err(_) => {

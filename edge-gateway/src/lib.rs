@@ -8,6 +8,7 @@
 //! (service-only RPCs do not exist from outside), a per-caller rate limit, and headers only
 //! the mesh may set removed.
 
+pub mod body;
 pub mod breaker;
 pub mod coalesce;
 pub mod codec;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Frame;
-use http_body_util::{BodyExt as _, Limited, StreamBody};
+use http_body_util::StreamBody;
 use mercato_kernel::client::context::{GRPC_TIMEOUT, parse_timeout};
 use mercato_kernel::trace::REQUEST_ID;
 use prost_reflect::DynamicMessage;
@@ -22,10 +22,11 @@ use tonic::body::Body;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
+use crate::body::{self, BodyError};
+use crate::breaker::GatewayDeadline;
 use crate::codec::DynamicCodec;
 use crate::contracts::Contracts;
 use crate::gate::{ClientAddr, Gate, is_internal_header, sanitize};
-use crate::grpc::{declared_too_large, too_large};
 use crate::settings::Settings;
 use crate::upstream::Upstreams;
 use response::StreamFormat;
@@ -84,7 +85,12 @@ impl RestApi {
                 let rpc = route.method.path.clone();
                 let response = match inner.call(route, bindings, req, client).await {
                     Ok(response) => response,
-                    Err(status) => self.error(&status),
+                    Err(Failure::Status(status)) => self.error(&status),
+                    Err(Failure::Body(err)) => {
+                        let mut response = self.error(&err.status());
+                        *response.status_mut() = err.http_status();
+                        response
+                    }
                 };
                 (rpc, response)
             }
@@ -145,41 +151,48 @@ impl Inner {
         bindings: template::Bindings,
         req: Request<Body>,
         client: Option<ClientAddr>,
-    ) -> Result<Response<Body>, Status> {
+    ) -> Result<Response<Body>, Failure> {
+        let arrived = tokio::time::Instant::now();
         let method = &route.method;
         let max = self.settings.max_request_bytes;
-        if declared_too_large(req.headers(), max).is_some() {
-            return Err(too_large(max));
+        if body::declared_too_large(req.headers(), max) {
+            return Err(Failure::Body(BodyError::TooLarge { max }));
         }
         self.gate.admit(method, req.headers(), client).await?;
         if let Some(content_type) = req.headers().get(header::CONTENT_TYPE)
             && !content_type.to_str().is_ok_and(|t| t.contains("json"))
         {
-            return Err(mercato_kernel::error::invalid_argument(
+            return Err(Failure::Status(mercato_kernel::error::invalid_argument(
                 "body",
                 "the request body must be application/json",
-            ));
+            )));
         }
         let (parts, body) = req.into_parts();
-        let body = Limited::new(body, max)
-            .collect()
+        // A body that stops arriving must not hold the connection past the read timeout.
+        let waited = self.settings.body_read_timeout;
+        let body = body::read(body, max, arrived + waited, waited)
             .await
-            .map_err(|_| too_large(max))?
-            .to_bytes();
+            .map_err(Failure::Body)?;
         let message = request::build(route, bindings, parts.uri.query(), &body)?;
 
         let mut call = tonic::Request::new(message);
         forward_metadata(&parts.headers, call.metadata_mut());
         // A REST client may set a deadline the gRPC way; unary calls without one get the
         // gateway's default, streams none.
-        let timeout = parts
+        let client_timeout = parts
             .headers
             .get(GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_timeout)
-            .or((!method.server_streaming()).then_some(self.settings.unary_timeout));
+            .and_then(parse_timeout);
+        let timeout =
+            client_timeout.or((!method.server_streaming()).then_some(self.settings.unary_timeout));
         if let Some(timeout) = timeout {
             call.set_timeout(timeout);
+            if client_timeout.is_none() {
+                // The breaker counts calls that outlive the gateway's own deadline.
+                call.extensions_mut()
+                    .insert(GatewayDeadline(arrived + timeout));
+            }
         }
         let upstream = self
             .upstreams
@@ -238,6 +251,25 @@ impl Inner {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
+    }
+}
+
+/// Why a REST call failed: a gRPC status (the HTTP status follows its code), or a body the
+/// client got wrong, with an HTTP status of its own (413, 408).
+enum Failure {
+    Status(Status),
+    Body(BodyError),
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
+    }
+}
+
+impl From<request::BadRequest> for Failure {
+    fn from(bad: request::BadRequest) -> Self {
+        Self::Status(bad.into())
     }
 }
 

@@ -19,6 +19,10 @@ pub struct Settings {
     /// Largest accepted request body in bytes, for REST and gRPC alike
     /// (`MERCATO_MAX_REQUEST_BYTES`, default 1 MiB).
     pub max_request_bytes: usize,
+    /// Longest wait for a request body to arrive completely once its headers are in
+    /// (`MERCATO_BODY_READ_TIMEOUT_MS`, default 10000): a body that stalls is answered 408
+    /// (REST) or DEADLINE_EXCEEDED (gRPC) instead of holding its connection.
+    pub body_read_timeout: Duration,
     /// Deadline of a unary call whose client sets none (`MERCATO_UNARY_TIMEOUT_MS`, default
     /// 15000). Streams without a client deadline run until either side ends them.
     pub unary_timeout: Duration,
@@ -39,6 +43,7 @@ impl Default for Settings {
             rate_limit_rps: 50,
             rate_limit_burst: 100,
             max_request_bytes: 1024 * 1024,
+            body_read_timeout: Duration::from_secs(10),
             unary_timeout: Duration::from_secs(15),
             trusted_proxy_hops: 0,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
@@ -68,6 +73,10 @@ impl Settings {
                 .parse_or("MERCATO_RATE_LIMIT_BURST", defaults.rate_limit_burst)?,
             max_request_bytes: vars
                 .parse_or("MERCATO_MAX_REQUEST_BYTES", defaults.max_request_bytes)?,
+            body_read_timeout: Duration::from_millis(vars.parse_or(
+                "MERCATO_BODY_READ_TIMEOUT_MS",
+                u64::try_from(defaults.body_read_timeout.as_millis()).unwrap_or(10_000),
+            )?),
             unary_timeout: Duration::from_millis(vars.parse_or(
                 "MERCATO_UNARY_TIMEOUT_MS",
                 u64::try_from(defaults.unary_timeout.as_millis()).unwrap_or(15_000),

@@ -150,3 +150,38 @@ pub fn expect_status(reply: &Reply, status: u16) {
         reply.text()
     );
 }
+
+/// A raw HTTP/1.1 exchange, as curl would have it: `head` (request line and headers, without
+/// the blank line), then the `body` bytes as given (already chunked, if the head says so),
+/// then the answer read until the gateway closes the connection (`connection: close`).
+/// Returns the status and everything after the status line, headers and body.
+pub async fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{head}\r\nhost: {addr}\r\nconnection: close\r\n\r\n").into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the gateway answers and closes")
+    .ok();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    (status, text)
+}
+
+/// `data` as one HTTP/1.1 chunk followed by the last chunk.
+pub fn chunked(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n0\r\n\r\n");
+    out
+}

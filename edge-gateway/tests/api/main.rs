@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authorization;
+mod bad_bodies;
 mod endpoints;
 mod grpc_web;
 mod helpers;

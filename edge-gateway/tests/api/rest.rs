@@ -390,7 +390,7 @@ async fn bodies_over_the_limit_are_refused_before_any_upstream() {
     let reply = http
         .call("POST", "/v1/users", None, Some(json!({"displayName": big})))
         .await;
-    expect_status(&reply, 400);
+    expect_status(&reply, 413);
     assert!(
         reply.json()["message"].as_str().unwrap().contains("1024"),
         "{}",

@@ -1,0 +1,114 @@
+//! Request bodies the caller got wrong (not base64, too large, never finished) are answered
+//! by the gateway itself with the caller's error, never reach the upstream, and never open
+//! the circuit breaker for everyone else.
+
+use mercato_testkit::TestIdentity;
+
+use crate::helpers::{Http, chunked, expect_status, gateway, raw};
+use crate::stubs::CatchAll;
+
+const LIST_CATEGORIES: &str = "/mercato.catalog.v1.CatalogService/ListCategories";
+
+fn grpc_status(answer: &str) -> Option<String> {
+    let lower = answer.to_ascii_lowercase();
+    let at = lower.find("grpc-status:")? + "grpc-status:".len();
+    Some(
+        lower[at..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn bad_bodies_never_reach_the_upstream_nor_open_its_circuit() {
+    let identity = TestIdentity::start().await;
+    let (stub, url) = CatchAll::start().await;
+    let gw = gateway(
+        &identity.url(),
+        &[("catalog", url)],
+        &[("MERCATO_MAX_REQUEST_BYTES", "1024")],
+    )
+    .await;
+
+    // Six gRPC-web-text bodies that are not base64: INVALID_ARGUMENT, each.
+    for _ in 0..6 {
+        let (status, answer) = raw(
+            gw.addr,
+            &format!(
+                "POST {LIST_CATEGORIES} HTTP/1.1\r\ncontent-type: application/grpc-web-text\r\ncontent-length: 3"
+            ),
+            b"!!!",
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(grpc_status(&answer).as_deref(), Some("3"), "{answer}");
+        // grpc-message is percent-encoded.
+        assert!(answer.contains("malformed%20request%20body"), "{answer}");
+    }
+    // Six streamed (chunked, no content-length) gRPC-web bodies over the limit:
+    // RESOURCE_EXHAUSTED, each.
+    let mut big = vec![0u8, 0, 0, 8, 0];
+    big.extend(std::iter::repeat_n(b'x', 2048));
+    for _ in 0..6 {
+        let (status, answer) = raw(
+            gw.addr,
+            &format!(
+                "POST {LIST_CATEGORIES} HTTP/1.1\r\ncontent-type: application/grpc-web+proto\r\ntransfer-encoding: chunked"
+            ),
+            &chunked(&big),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(grpc_status(&answer).as_deref(), Some("8"), "{answer}");
+    }
+    // The same over REST: 413.
+    let (status, answer) = raw(
+        gw.addr,
+        "POST /v1/users HTTP/1.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked",
+        &chunked(format!("{{\"displayName\": \"{}\"}}", "x".repeat(2048)).as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 413, "{answer}");
+
+    assert!(stub.seen().is_empty(), "no bad body reached the upstream");
+    // The circuit stayed closed: a good call still goes through.
+    let good = Http::new(gw.addr)
+        .call("GET", "/v1/categories", None, None)
+        .await;
+    expect_status(&good, 200);
+    assert_eq!(stub.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rest_body_that_never_finishes_is_answered_408() {
+    let identity = TestIdentity::start().await;
+    let (stub, url) = CatchAll::start().await;
+    let gw = gateway(
+        &identity.url(),
+        &[("catalog", url)],
+        &[("MERCATO_BODY_READ_TIMEOUT_MS", "300")],
+    )
+    .await;
+    // A content-length never met: ten bytes of a hundred, then silence.
+    let (status, answer) = raw(
+        gw.addr,
+        "POST /v1/users HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 100",
+        b"{\"email\": \"",
+    )
+    .await;
+    assert_eq!(status, 408, "{answer}");
+    // A chunked body that stops after its first chunk.
+    let (status, answer) = raw(
+        gw.addr,
+        &format!(
+            "POST {LIST_CATEGORIES} HTTP/1.1\r\ncontent-type: application/grpc-web+proto\r\ntransfer-encoding: chunked"
+        ),
+        b"2\r\n\x00\x00\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(grpc_status(&answer).as_deref(), Some("4"), "{answer}");
+    assert!(stub.seen().is_empty());
+}
