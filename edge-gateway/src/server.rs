@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use mercato_kernel::health::Health;
 use mercato_kernel::shutdown::ShutdownSignal;
+use mercato_kernel::trace::REQUEST_ID;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tower::util::BoxCloneSyncService;
@@ -125,14 +126,25 @@ fn is_local(path: &str) -> bool {
 }
 
 impl Inner {
-    async fn dispatch(&self, req: Request<Body>) -> Response<Body> {
+    async fn dispatch(&self, mut req: Request<Body>) -> Response<Body> {
+        if content_type(&req).starts_with(b"application/grpc") {
+            // Every gRPC and gRPC-web answer names its request, as REST ones do, so a
+            // browser can match a failed call to the logs (CORS exposes the header).
+            let request_id = crate::gate::request_id(req.headers_mut());
+            let mut response = self.dispatch_grpc(req).await;
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
+            return response;
+        }
+        self.dispatch_http(req).await
+    }
+
+    async fn dispatch_grpc(&self, req: Request<Body>) -> Response<Body> {
         let kind = content_type(&req);
         // Unknown gRPC paths are answered here, before the metrics layer: a client inventing
         // paths must not invent metric series.
-        if kind.starts_with(b"application/grpc")
-            && self.contracts.method(req.uri().path()).is_none()
-            && !is_local(req.uri().path())
-        {
+        if self.contracts.method(req.uri().path()).is_none() && !is_local(req.uri().path()) {
             let status = crate::gate::no_such_method(req.uri().path());
             let mut response = status.into_http();
             if kind.starts_with(b"application/grpc-web")
@@ -157,12 +169,13 @@ impl Inner {
                 response
             };
         }
-        if kind.starts_with(b"application/grpc") {
-            return match self.grpc.clone().oneshot(req).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
+        match self.grpc.clone().oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
         }
+    }
+
+    async fn dispatch_http(&self, req: Request<Body>) -> Response<Body> {
         if req.method() == Method::GET {
             match req.uri().path() {
                 "/healthz" => return plain(StatusCode::OK, "text/plain", "ok\n"),

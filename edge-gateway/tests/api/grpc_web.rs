@@ -368,3 +368,64 @@ async fn a_browser_follows_its_order_over_grpc_web_against_the_real_read_side() 
     .expect("the current state is streamed at once");
     assert_eq!(first.order.unwrap().id, order.id);
 }
+
+#[tokio::test]
+async fn grpc_and_grpc_web_answers_carry_the_request_id() {
+    use crate::stubs::CatchAll;
+
+    let identity = TestIdentity::start().await;
+    let (_stub, url) = CatchAll::start().await;
+    let gw = gateway(
+        &identity.url(),
+        &[("catalog", url)],
+        &[("MERCATO_CORS_ALLOWED_ORIGINS", ORIGIN)],
+    )
+    .await;
+    let http = Http::new(gw.addr);
+    let get = "/mercato.catalog.v1.CatalogService/GetProduct";
+    let send = |path: &'static str, content_type: &'static str, id: Option<&'static str>| {
+        let mut builder = http
+            .builder("POST", path)
+            .header("content-type", content_type)
+            .header("origin", ORIGIN);
+        if let Some(id) = id {
+            builder = builder.header("x-request-id", id);
+        }
+        http.send(
+            builder
+                .body(Full::new(Bytes::from(frame(
+                    &mercato::pb::catalog::v1::GetProductRequest { id: "p".into() },
+                ))))
+                .unwrap(),
+        )
+    };
+
+    // A forwarded gRPC-web call keeps the caller's id, and the browser may read it.
+    let kept = send(get, "application/grpc-web+proto", Some("web-req-7")).await;
+    expect_status(&kept, 200);
+    assert!(parse(&kept.body).1.contains("grpc-status:0"));
+    assert_eq!(kept.headers["x-request-id"], "web-req-7");
+    let exposed = kept.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+
+    // Without one, or refused at the door, a generated one.
+    for path in [get, "/mercato.catalog.v1.CatalogService/StealProducts"] {
+        let generated = send(path, "application/grpc-web", None).await;
+        let id = generated.headers["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{path}: {id}");
+    }
+
+    // Native gRPC (HTTP/2) answers carry it too.
+    let mut catalog = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
+        crate::helpers::grpc(gw.addr).await,
+    );
+    let mut request =
+        tonic::Request::new(mercato::pb::catalog::v1::GetProductRequest { id: "p".into() });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "native-9".parse().unwrap());
+    let reply = catalog.get_product(request).await.unwrap();
+    assert_eq!(reply.metadata().get("x-request-id").unwrap(), "native-9");
+}
