@@ -13,6 +13,7 @@ pub mod breaker;
 pub mod coalesce;
 pub mod codec;
 pub mod contracts;
+pub mod cors;
 pub mod gate;
 pub mod grpc;
 pub mod limits;
@@ -188,7 +189,7 @@ pub async fn start(
     let grace = config.shutdown_grace;
     let traced = TraceLayer.layer(gateway);
     let hops = settings.trusted_proxy_hops;
-    let task = match server::cors(&settings.cors_origins) {
+    let task = match cors::layer(&settings.cors_origins) {
         Some(cors) => tokio::spawn(server::serve(
             listener,
             cors.layer(traced),

@@ -1,8 +1,8 @@
 //! The one public port: HTTP/1.1 and HTTP/2 (cleartext, detected per connection) served by
 //! hyper-util, each request dispatched by content type — native gRPC to the passthrough,
 //! gRPC-web through tonic-web to the same passthrough, anything else to the gateway's own
-//! endpoints or the REST surface. CORS wraps it all, so browsers get preflights answered and
-//! the gRPC status headers exposed.
+//! endpoints or the REST surface. CORS ([`crate::cors`]) wraps it all, so browsers get
+//! preflights answered and the gRPC status headers exposed.
 
 use std::convert::Infallible;
 
@@ -23,7 +23,6 @@ use tokio::net::TcpListener;
 use tonic::body::Body;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt as _};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::coalesce::Coalesce;
 use crate::contracts::Contracts;
@@ -225,50 +224,6 @@ impl Service<Request<Incoming>> for Gateway {
         let inner = self.inner.clone();
         Box::pin(async move { Ok(inner.dispatch(req.map(Body::new)).await) })
     }
-}
-
-/// CORS for browsers: only `origins` (or any, with `*`), preflights answered here, and the
-/// headers gRPC-web clients must read exposed. No origins: no CORS headers at all.
-pub fn cors(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    let request_headers = [
-        "authorization",
-        "content-type",
-        "x-grpc-web",
-        "x-user-agent",
-        "grpc-timeout",
-        "x-request-id",
-        "accept",
-    ];
-    let exposed = [
-        "grpc-status",
-        "grpc-message",
-        "grpc-status-details-bin",
-        "x-request-id",
-        "retry-after",
-    ];
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow_origin)
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-                Method::OPTIONS,
-            ])
-            .allow_headers(request_headers.map(http::HeaderName::from_static))
-            .expose_headers(exposed.map(http::HeaderName::from_static))
-            .max_age(Duration::from_secs(24 * 3600)),
-    )
 }
 
 /// Accepts connections on `listener` until `shutdown`, each served whole by one of

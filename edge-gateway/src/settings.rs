@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use mercato_kernel::config::{ConfigError, Env, Vars};
 
+use crate::cors::OriginPattern;
+
 /// Gateway-specific configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Browser origins allowed to call the gateway (`MERCATO_CORS_ALLOWED_ORIGINS`, comma
-    /// separated, `*` for any; default none: cross-origin browser calls are refused).
-    pub cors_origins: Vec<String>,
+    /// separated: exact origins, `*` for any, `scheme://host:*` for any port of a host;
+    /// default none: cross-origin browser calls are refused). See [`crate::cors`].
+    pub cors_origins: Vec<OriginPattern>,
     /// Sustained requests per second per principal, or per client IP when anonymous
     /// (`MERCATO_RATE_LIMIT_RPS`, default 50; 0 turns rate limiting off).
     pub rate_limit_rps: u32,
@@ -56,16 +59,20 @@ impl Settings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let vars = Vars(env);
         let defaults = Self::default();
-        let cors_origins = vars
-            .get("MERCATO_CORS_ALLOWED_ORIGINS")
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cors_origins = match vars.get("MERCATO_CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(OriginPattern::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|err| ConfigError::Invalid {
+                    key: "MERCATO_CORS_ALLOWED_ORIGINS".to_owned(),
+                    value: list.clone(),
+                    reason: err.to_string(),
+                })?,
+        };
         Ok(Self {
             cors_origins,
             rate_limit_rps: vars.parse_or("MERCATO_RATE_LIMIT_RPS", defaults.rate_limit_rps)?,
@@ -106,7 +113,7 @@ mod tests {
         let env: HashMap<String, String> = [
             (
                 "MERCATO_CORS_ALLOWED_ORIGINS",
-                "https://shop.example, http://localhost:3000",
+                "https://shop.example, http://localhost:*",
             ),
             ("MERCATO_RATE_LIMIT_RPS", "0"),
             ("MERCATO_UNARY_TIMEOUT_MS", "250"),
@@ -118,7 +125,12 @@ mod tests {
         let settings = Settings::from_env(&env).unwrap();
         assert_eq!(
             settings.cors_origins,
-            ["https://shop.example", "http://localhost:3000"]
+            [
+                OriginPattern::Exact("https://shop.example".into()),
+                OriginPattern::AnyPort {
+                    scheme_host: "http://localhost".into()
+                }
+            ]
         );
         assert_eq!(settings.rate_limit_rps, 0);
         assert_eq!(settings.unary_timeout, Duration::from_millis(250));
@@ -126,5 +138,14 @@ mod tests {
         let bad: HashMap<String, String> =
             [("MERCATO_RATE_LIMIT_RPS".to_owned(), "many".to_owned())].into();
         assert!(Settings::from_env(&bad).is_err());
+        let bad: HashMap<String, String> = [(
+            "MERCATO_CORS_ALLOWED_ORIGINS".to_owned(),
+            "http://*.example".to_owned(),
+        )]
+        .into();
+        assert!(
+            Settings::from_env(&bad).is_err(),
+            "a pattern that never matches"
+        );
     }
 }

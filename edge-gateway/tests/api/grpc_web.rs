@@ -429,3 +429,86 @@ async fn grpc_and_grpc_web_answers_carry_the_request_id() {
     let reply = catalog.get_product(request).await.unwrap();
     assert_eq!(reply.metadata().get("x-request-id").unwrap(), "native-9");
 }
+
+/// The origins `make run` gives its gateway (scripts/run, `DEV_CORS_ORIGINS`).
+fn make_run_origins() -> String {
+    let script = include_str!("../../../scripts/run");
+    let line = script
+        .lines()
+        .find_map(|line| line.strip_prefix("DEV_CORS_ORIGINS="))
+        .expect("scripts/run sets DEV_CORS_ORIGINS");
+    line.trim_matches('\'').trim_matches('"').to_owned()
+}
+
+#[tokio::test]
+async fn make_run_lets_a_local_dev_server_on_any_port_call_the_gateway() {
+    let identity = TestIdentity::start().await;
+    let origins = make_run_origins();
+    let gw = gateway(
+        &identity.url(),
+        &[],
+        &[("MERCATO_CORS_ALLOWED_ORIGINS", origins.as_str())],
+    )
+    .await;
+    let http = Http::new(gw.addr);
+    let preflight = |path: &'static str, origin: &'static str, method: &'static str| {
+        http.send(
+            http.builder("OPTIONS", path)
+                .header("origin", origin)
+                .header("access-control-request-method", method)
+                .header(
+                    "access-control-request-headers",
+                    "content-type,x-grpc-web,authorization",
+                )
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    for (path, origin, method) in [
+        ("/v1/products", "http://localhost:5173", "GET"),
+        (LIST, "http://localhost:5173", "POST"),
+        ("/v1/basket/items", "http://127.0.0.1:3000", "POST"),
+    ] {
+        let allowed = preflight(path, origin, method).await;
+        assert!(
+            allowed.status == 200 || allowed.status == 204,
+            "{origin} {path}: {}",
+            allowed.status
+        );
+        assert_eq!(allowed.headers["access-control-allow-origin"], origin);
+        let methods = allowed.headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap();
+        assert!(methods.contains(method), "{methods}");
+        let headers = allowed.headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        for wanted in ["content-type", "x-grpc-web", "authorization"] {
+            assert!(headers.contains(wanted), "{headers}");
+        }
+    }
+    for refused in [
+        "https://localhost:5173",
+        "http://localhost.evil.example:5173",
+        "https://shop.example",
+    ] {
+        let reply = preflight("/v1/products", refused, "GET").await;
+        assert!(
+            reply.headers.get("access-control-allow-origin").is_none(),
+            "{refused}"
+        );
+    }
+    let page = http
+        .send(
+            http.builder("GET", "/v1/products")
+                .header("origin", "http://localhost:5173")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        page.headers["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+}
