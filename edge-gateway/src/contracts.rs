@@ -112,6 +112,15 @@ impl Contracts {
         all
     }
 
+    /// The component serving `service` (full name), when it has an RPC reachable from
+    /// outside; `None` for unknown and service-only ones.
+    pub fn public_component(&self, service: &str) -> Option<&'static str> {
+        self.methods
+            .values()
+            .find(|m| !m.is_internal() && m.descriptor.parent_service().full_name() == service)
+            .map(|m| m.component)
+    }
+
     /// Services with at least one RPC reachable from outside, for reflection.
     pub fn public_services(&self) -> Vec<String> {
         let mut names: Vec<String> = self

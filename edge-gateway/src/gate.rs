@@ -87,7 +87,18 @@ impl Gate {
             None => None,
         };
         method.rule.decide(principal.as_ref()).into_result()?;
-        let key = match (&principal, client) {
+        self.throttle(principal.as_ref(), client)?;
+        Ok(principal)
+    }
+
+    /// Takes a token from the caller's bucket: the principal's when it sent a valid token,
+    /// its client address's otherwise. RESOURCE_EXHAUSTED with `retry-after` when empty.
+    pub fn throttle(
+        &self,
+        principal: Option<&Principal>,
+        client: Option<ClientAddr>,
+    ) -> Result<(), Status> {
+        let key = match (principal, client) {
             (Some(p), _) => format!("sub:{}", p.subject),
             (None, Some(ClientAddr(addr))) => format!("ip:{}", addr.ip()),
             (None, None) => "ip:unknown".to_owned(),
@@ -104,7 +115,7 @@ impl Gate {
             }
             return Err(status);
         }
-        Ok(principal)
+        Ok(())
     }
 }
 

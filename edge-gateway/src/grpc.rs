@@ -23,6 +23,7 @@ use crate::body::{self, BodyError};
 use crate::breaker::GatewayDeadline;
 use crate::contracts::Contracts;
 use crate::gate::{ClientAddr, Gate, sanitize};
+use crate::health;
 use crate::settings::Settings;
 use crate::upstream::Upstreams;
 
@@ -65,6 +66,9 @@ impl Inner {
     async fn forward(&self, mut req: Request<Body>) -> Response<Body> {
         let arrived = Instant::now();
         let path = req.uri().path().to_owned();
+        if health::is_health(&path) {
+            return self.health(req, arrived).await;
+        }
         let Some(method) = self.contracts.method(&path).cloned() else {
             return match self.local.clone().oneshot(req).await {
                 Ok(response) => response,
@@ -134,6 +138,70 @@ impl Inner {
         };
         let call = upstream.clone().oneshot(req);
         let response = match outer_deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Status::deadline_exceeded("no answer before the deadline").into_http();
+                }
+            },
+            None => call.await,
+        };
+        match response {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl Inner {
+    /// A health `Check` or `Watch`: a public service's health is its upstream's answer (see
+    /// [`crate::health`]); the gateway's own health service answers the rest.
+    async fn health(&self, req: Request<Body>, arrived: Instant) -> Response<Body> {
+        let client = req.extensions().get::<ClientAddr>().copied();
+        let (mut parts, body) = req.into_parts();
+        let waited = self.settings.body_read_timeout;
+        let max = self.settings.max_request_bytes;
+        let bytes = match body::read(body, max, arrived + waited, waited).await {
+            Ok(bytes) => bytes,
+            Err(err) => return err.status().into_http(),
+        };
+        let service = match health::service_name(&bytes) {
+            Ok(service) => service,
+            Err(err) => return err.status().into_http(),
+        };
+        let component = Some(service.as_str())
+            .filter(|name| !name.is_empty())
+            .and_then(|name| self.contracts.public_component(name));
+        let Some(component) = component else {
+            let req = Request::from_parts(parts, Body::new(Full::new(bytes)));
+            return match self.local.clone().oneshot(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        };
+        // A health call costs the upstream a little: it is counted against the caller's
+        // rate like any other call.
+        if let Err(status) = self.gate.throttle(None, client) {
+            return status.into_http();
+        }
+        let Some(upstream) = self.upstreams.get(component) else {
+            return Status::unavailable(format!("no upstream for {component}")).into_http();
+        };
+        sanitize(&mut parts.headers, client);
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        let client_deadline = parts
+            .headers
+            .get(GRPC_TIMEOUT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_timeout)
+            .map(|timeout| arrived + timeout);
+        let mut req = Request::from_parts(parts, Body::new(Full::new(bytes)));
+        if client_deadline.is_none() && req.uri().path() == health::CHECK {
+            req.extensions_mut()
+                .insert(GatewayDeadline(arrived + self.settings.unary_timeout));
+        }
+        let call = upstream.clone().oneshot(req);
+        let response = match client_deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
                 Ok(result) => result,
                 Err(_) => {

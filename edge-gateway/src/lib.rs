@@ -16,6 +16,7 @@ pub mod contracts;
 pub mod cors;
 pub mod gate;
 pub mod grpc;
+pub mod health;
 pub mod limits;
 pub mod openapi;
 pub mod rest;

@@ -406,3 +406,80 @@ async fn unknown_methods_are_unimplemented_and_leave_no_metrics() {
         .text();
     assert!(!metrics.contains("StealProducts"), "{metrics}");
 }
+
+/// A catalog that is up but reports itself NOT_SERVING, as a catalog whose database is gone
+/// does; returns its URL.
+async fn not_serving_catalog() -> String {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(
+            "mercato.catalog.v1.CatalogService",
+            tonic_health::ServingStatus::NotServing,
+        )
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn health_of_a_public_service_is_answered_by_its_upstream() {
+    let identity = TestIdentity::start().await;
+    let catalog = not_serving_catalog().await;
+    let gw = gateway(
+        &identity.url(),
+        &[("catalog", catalog), ("inventory", DOWN.into())],
+        &[],
+    )
+    .await;
+    let mut health = HealthClient::new(grpc(gw.addr).await);
+    let check = |service: &str| HealthCheckRequest {
+        service: service.to_owned(),
+    };
+
+    // Identity is up and serving; the catalog says it is not; the gateway is.
+    let identity_health = health
+        .check(check("mercato.identity.v1.IdentityService"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(identity_health.status, 1, "SERVING");
+    let catalog_health = health
+        .check(check("mercato.catalog.v1.CatalogService"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(catalog_health.status, 2, "NOT_SERVING, the upstream's word");
+    let own = health.check(check("")).await.unwrap().into_inner();
+    assert_eq!(own.status, 1, "the gateway's own");
+
+    // A down upstream: UNAVAILABLE naming it; unknown names: NOT_FOUND.
+    let down = assert_code(
+        health
+            .check(check("mercato.inventory.v1.InventoryService"))
+            .await,
+        Code::Unavailable,
+    );
+    assert!(down.message().contains("inventory"), "{down:?}");
+    for unknown in ["no.such.v1.Service", "mercato.events.v1.Envelope"] {
+        assert_code(health.check(check(unknown)).await, Code::NotFound);
+    }
+
+    // Watch streams the upstream's status.
+    let mut watch = health
+        .watch(check("mercato.identity.v1.IdentityService"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("the current status at once")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status, 1);
+}
