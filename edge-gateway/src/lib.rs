@@ -19,6 +19,7 @@ pub mod grpc;
 pub mod health;
 pub mod limits;
 pub mod openapi;
+pub mod reflection;
 pub mod rest;
 pub mod server;
 pub mod settings;
@@ -74,6 +75,9 @@ pub enum StartError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The descriptor set for reflection does not decode (a build defect).
+    #[error("reflection descriptor set: {0}")]
+    ReflectionDescriptors(#[from] prost::DecodeError),
 }
 
 /// A running gateway.
@@ -112,12 +116,14 @@ fn local_services(
         impl tonic_health::pb::health_server::Health,
     >,
 ) -> Result<tonic::service::Routes, StartError> {
+    // Reflection describes what the gateway serves: no service-only RPCs (see reflection.rs).
+    let public = reflection::public_descriptor_set(mercato::DESCRIPTOR_SET, contracts)?;
     let mut v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mercato::DESCRIPTOR_SET)
+        .register_file_descriptor_set(public.clone())
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
     let mut v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mercato::DESCRIPTOR_SET)
+        .register_file_descriptor_set(public)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
     for name in contracts.public_services() {

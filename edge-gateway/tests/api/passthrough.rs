@@ -483,3 +483,104 @@ async fn health_of_a_public_service_is_answered_by_its_upstream() {
         .unwrap();
     assert_eq!(first.status, 1);
 }
+
+/// Asks the gateway's reflection (v1) one question; a refusal may come as an error response
+/// or as the stream's status.
+async fn reflect(
+    channel: tonic::transport::Channel,
+    question: MessageRequest,
+) -> Result<MessageResponse, tonic::Status> {
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(question),
+    };
+    ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .map(|answer| answer.unwrap().message_response.unwrap())
+}
+
+#[tokio::test]
+async fn reflection_describes_the_public_rpcs_and_no_service_only_one() {
+    use prost::Message as _;
+
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[], &[]).await;
+    let channel = grpc(gw.addr).await;
+    let contracts = edge_gateway::contracts::Contracts::mercato().unwrap();
+
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(channel.clone(), MessageRequest::ListServices(String::new()))
+            .await
+            .unwrap()
+    else {
+        panic!("not a service list");
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+
+    // Every advertised Mercato service, as reflection describes it: all its public RPCs,
+    // none of its service-only ones.
+    let mut described = 0;
+    for service in services.iter().filter(|s| s.starts_with("mercato.")) {
+        let MessageResponse::FileDescriptorResponse(files) = reflect(
+            channel.clone(),
+            MessageRequest::FileContainingSymbol(service.clone()),
+        )
+        .await
+        .unwrap() else {
+            panic!("{service}: no file");
+        };
+        let (package, name) = service.rsplit_once('.').unwrap();
+        let methods: Vec<String> = files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+            .filter(|file| file.package() == package)
+            .flat_map(|file| file.service)
+            .filter(|s| s.name() == name)
+            .flat_map(|s| s.method)
+            .map(|m| m.name().to_owned())
+            .collect();
+        for method in contracts.methods() {
+            if method.descriptor.parent_service().full_name() != service {
+                continue;
+            }
+            let advertised = methods.contains(&method.descriptor.name().to_owned());
+            assert_eq!(advertised, !method.is_internal(), "{}", method.path);
+            described += 1;
+        }
+    }
+    assert!(described > 40, "{described} methods checked");
+    for public in [
+        "mercato.catalog.v1.CatalogService",
+        "mercato.inventory.v1.InventoryService",
+        "mercato.payment.v1.PaymentService",
+        "mercato.order.v1.OrderService",
+    ] {
+        assert!(services.contains(&public.to_owned()), "{services:?}");
+    }
+
+    // Service-only RPCs are not even symbols.
+    for internal in [
+        "mercato.inventory.v1.InventoryService.ReserveStock",
+        "mercato.inventory.v1.InventoryService.CommitReservation",
+        "mercato.payment.v1.PaymentService.Charge",
+        "mercato.catalog.v1.CatalogService.BatchGetProducts",
+    ] {
+        let answer = reflect(
+            channel.clone(),
+            MessageRequest::FileContainingSymbol(internal.to_owned()),
+        )
+        .await;
+        let not_found = match &answer {
+            Ok(MessageResponse::ErrorResponse(e)) => e.error_code == Code::NotFound as i32,
+            Err(status) => status.code() == Code::NotFound,
+            Ok(_) => false,
+        };
+        assert!(not_found, "{internal}: {answer:?}");
+    }
+}
