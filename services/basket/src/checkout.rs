@@ -5,7 +5,8 @@
 //!
 //! Idempotency: PlaceOrder returns the same order for the same key and the same contents.
 //! The first Checkout with a key records the items it sent; a repeat sends those again, so
-//! it gets that same order even after the basket was emptied or changed.
+//! it gets that same order even after the basket was emptied. A key reused once the basket
+//! holds something else is refused (IDEMPOTENCY_KEY_REUSED), as PlaceOrder refuses it.
 
 use mercato::pb::order::v1::{Order, OrderStatus, PlaceOrderRequest};
 use mercato_kernel::auth::Principal;
@@ -14,7 +15,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::api::{BasketApi, store_failed};
-use crate::domain::Checkout;
+use crate::domain::{Checkout, Contents};
 use crate::store::CheckoutRecord;
 
 /// Whether a failed PlaceOrder certainly placed no order: it refused the request before
@@ -33,19 +34,37 @@ fn placed_nothing(status: &Status) -> bool {
     )
 }
 
+/// Whether a Checkout with a recorded key is a repeat of that checkout (a retry, answered
+/// with the same order) rather than a new basket under an old key (refused, as PlaceOrder
+/// refuses a key reused for other items): the basket is as recorded, or emptied since (by
+/// that checkout, or by the customer).
+fn repeats(record: &CheckoutRecord, basket: &Contents) -> bool {
+    basket.lines.is_empty()
+        || basket.version == record.version
+        || (basket.order_items() == record.items
+            && basket.coupon_code.as_deref().unwrap_or_default() == record.coupon_code)
+}
+
 impl BasketApi {
     /// The items this checkout orders: recorded by an earlier Checkout with the same key, or
     /// taken from the basket now.
     async fn checkout_items(&self, user_id: &str, key: &str) -> Result<CheckoutRecord, Status> {
-        if let Some(record) = self
+        let record = self
             .store
             .checkout_record(user_id, key)
             .await
-            .map_err(store_failed)?
-        {
-            return Ok(record);
-        }
+            .map_err(store_failed)?;
         let contents = self.store.load(user_id).await.map_err(store_failed)?;
+        if let Some(record) = record {
+            return if repeats(&record, &contents) {
+                Ok(record)
+            } else {
+                Err(error::failed_precondition(
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this idempotency_key was used for a different basket; use a new key for a new checkout",
+                ))
+            };
+        }
         if contents.lines.is_empty() {
             return Err(error::failed_precondition(
                 "BASKET_EMPTY",
@@ -140,5 +159,48 @@ mod tests {
         assert!(!placed_nothing(&Status::unavailable("order")));
         assert!(!placed_nothing(&Status::deadline_exceeded("slow")));
         assert!(!placed_nothing(&Status::internal("?")));
+    }
+
+    fn basket(items: &[(u128, u32)], coupon: Option<&str>, version: u64) -> Contents {
+        Contents {
+            lines: items
+                .iter()
+                .map(|&(id, quantity)| crate::domain::Line {
+                    product_id: crate::domain::ProductId::parse(
+                        &uuid::Uuid::from_u128(id).to_string(),
+                    )
+                    .unwrap(),
+                    quantity,
+                })
+                .collect(),
+            coupon_code: coupon.map(str::to_owned),
+            version,
+            ..Contents::default()
+        }
+    }
+
+    #[test]
+    fn a_key_repeats_its_checkout_only_for_the_same_or_an_emptied_basket() {
+        let recorded = basket(&[(1, 2)], Some("TEN"), 7);
+        let record = CheckoutRecord {
+            items: recorded.order_items(),
+            coupon_code: "TEN".into(),
+            version: 7,
+        };
+        assert!(repeats(&record, &recorded), "unchanged");
+        assert!(
+            repeats(&record, &basket(&[], None, 8)),
+            "emptied by the checkout"
+        );
+        assert!(
+            repeats(&record, &basket(&[(1, 2)], Some("TEN"), 9)),
+            "same contents, later version"
+        );
+        assert!(!repeats(
+            &record,
+            &basket(&[(1, 2), (2, 1)], Some("TEN"), 9)
+        ));
+        assert!(!repeats(&record, &basket(&[(1, 3)], Some("TEN"), 9)));
+        assert!(!repeats(&record, &basket(&[(1, 2)], None, 9)));
     }
 }

@@ -87,7 +87,7 @@ async fn a_declined_card_cancels_the_order_and_keeps_the_basket() {
 }
 
 #[tokio::test]
-async fn a_repeated_checkout_returns_the_same_order_and_spares_later_lines() {
+async fn a_repeated_checkout_returns_the_same_order_and_a_reused_key_is_refused() {
     let basket = TestBasket::start().await;
     let lamp = basket.shop.product("Lamp", 2000, 5).await;
     let mug = basket.shop.product("Mug", 850, 5).await;
@@ -96,11 +96,22 @@ async fn a_repeated_checkout_returns_the_same_order_and_spares_later_lines() {
 
     let first = shopper.checkout(CARD_OK, "same-key").await.unwrap();
     assert_eq!(first.status(), OrderStatus::Confirmed);
-    // The basket was emptied; a line added afterwards is not part of that checkout.
-    shopper.add(&mug.id, 1).await.unwrap();
+    // A retry (the answer was lost): the basket was emptied by that checkout.
     let again = shopper.checkout(CARD_OK, "same-key").await.unwrap();
     assert_eq!(again.id, first.id);
     assert_eq!(again.status(), OrderStatus::Confirmed);
+
+    // A new basket under the old key is refused, as PlaceOrder refuses it, not answered
+    // with the earlier order while the new basket goes unordered.
+    shopper.add(&mug.id, 1).await.unwrap();
+    let status = assert_code(
+        shopper.checkout(CARD_OK, "same-key").await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "IDEMPOTENCY_KEY_REUSED"
+    );
     assert_eq!(
         basket.shop.stock(&lamp.id).await.on_hand,
         4,
@@ -110,8 +121,11 @@ async fn a_repeated_checkout_returns_the_same_order_and_spares_later_lines() {
     assert_eq!(
         lines(&shopper.get().await.unwrap()),
         [(mug.id.clone(), 1)],
-        "a line added since survives"
+        "the new basket is kept"
     );
+    let second = shopper.checkout(CARD_OK, "new-key").await.unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(basket.shop.stock(&mug.id).await.on_hand, 4);
 }
 
 #[tokio::test]
