@@ -5,6 +5,26 @@ use mercato::pb::r#type::v1::Money;
 
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
+/// The largest magnitude a `Money` can carry: `i64::MAX` units and 999,999,999 nanos. Every
+/// [`Amount`] stays within it, so rendering one never saturates into a wrong figure.
+const MAX_NANOS: i128 = i64::MAX as i128 * NANOS_PER_UNIT + (NANOS_PER_UNIT - 1);
+
+/// Why an amount could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Amounts in two currencies were combined.
+    #[error("an amount in {left} cannot be combined with one in {right}")]
+    CurrencyMismatch {
+        /// The first operand's currency.
+        left: String,
+        /// The second operand's currency.
+        right: String,
+    },
+    /// The result is beyond what a `Money` can carry.
+    #[error("the amount is beyond {} units", i64::MAX)]
+    OutOfRange,
+}
+
 /// A validated amount.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Amount {
@@ -26,9 +46,14 @@ impl Amount {
         if (money.units > 0 && money.nanos < 0) || (money.units < 0 && money.nanos > 0) {
             return Err("units and nanos must have the same sign");
         }
+        let nanos = i128::from(money.units) * NANOS_PER_UNIT + i128::from(money.nanos);
+        if nanos.abs() > MAX_NANOS {
+            // Only i64::MIN units: its negation is not an i64.
+            return Err("units must be greater than -9223372036854775808");
+        }
         Ok(Self {
             currency: code.clone(),
-            nanos: i128::from(money.units) * NANOS_PER_UNIT + i128::from(money.nanos),
+            nanos,
         })
     }
 
@@ -77,27 +102,43 @@ impl Amount {
         self.nanos
     }
 
-    /// `self × quantity`.
-    pub fn times(&self, quantity: u32) -> Self {
-        Self {
-            currency: self.currency.clone(),
-            nanos: self.nanos * i128::from(quantity),
+    /// `self × quantity`; out of range when `Money` cannot carry the product.
+    pub fn times(&self, quantity: u32) -> Result<Self, MoneyError> {
+        self.with_nanos(self.nanos * i128::from(quantity))
+    }
+
+    /// `self + other`, in one currency and within range.
+    pub fn checked_add(&self, other: &Self) -> Result<Self, MoneyError> {
+        self.same_currency(other)?;
+        self.with_nanos(self.nanos + other.nanos)
+    }
+
+    /// `self - other`, in one currency and within range.
+    pub fn checked_sub(&self, other: &Self) -> Result<Self, MoneyError> {
+        self.same_currency(other)?;
+        self.with_nanos(self.nanos - other.nanos)
+    }
+
+    fn same_currency(&self, other: &Self) -> Result<(), MoneyError> {
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(MoneyError::CurrencyMismatch {
+                left: self.currency.clone(),
+                right: other.currency.clone(),
+            })
         }
     }
 
-    /// `self + other`, `None` on a currency mismatch.
-    pub fn checked_add(&self, other: &Self) -> Option<Self> {
-        (self.currency == other.currency).then(|| Self {
+    /// This currency, `nanos` nano-units (operands are within range, so `i128` holds the
+    /// exact result; only whether `Money` can carry it is in question).
+    fn with_nanos(&self, nanos: i128) -> Result<Self, MoneyError> {
+        if nanos.abs() > MAX_NANOS {
+            return Err(MoneyError::OutOfRange);
+        }
+        Ok(Self {
             currency: self.currency.clone(),
-            nanos: self.nanos + other.nanos,
-        })
-    }
-
-    /// `self - other`, `None` on a currency mismatch.
-    pub fn checked_sub(&self, other: &Self) -> Option<Self> {
-        (self.currency == other.currency).then(|| Self {
-            currency: self.currency.clone(),
-            nanos: self.nanos - other.nanos,
+            nanos,
         })
     }
 
@@ -156,7 +197,10 @@ mod tests {
     fn valid_amounts_round_trip() {
         let a = Amount::parse(&money("EUR", 12, 500_000_000)).unwrap();
         assert_eq!(a.to_proto(), money("EUR", 12, 500_000_000));
-        assert_eq!(a.times(3).to_proto(), money("EUR", 37, 500_000_000));
+        assert_eq!(
+            a.times(3).unwrap().to_proto(),
+            money("EUR", 37, 500_000_000)
+        );
     }
 
     #[test]
@@ -167,6 +211,7 @@ mod tests {
         assert!(Amount::parse(&money("EUR", 0, 1_000_000_000)).is_err());
         assert!(Amount::parse_positive(&money("EUR", 0, 0)).is_err());
         assert!(Amount::parse_positive(&money("EUR", -5, 0)).is_err());
+        assert!(Amount::parse(&money("EUR", i64::MIN, 0)).is_err());
     }
 
     #[test]
@@ -187,7 +232,24 @@ mod tests {
     fn currencies_do_not_mix() {
         let eur = Amount::parse(&money("EUR", 1, 0)).unwrap();
         let usd = Amount::parse(&money("USD", 1, 0)).unwrap();
-        assert!(eur.checked_add(&usd).is_none());
-        assert!(eur.checked_sub(&usd).is_none());
+        let mismatch = MoneyError::CurrencyMismatch {
+            left: "EUR".into(),
+            right: "USD".into(),
+        };
+        assert_eq!(eur.checked_add(&usd), Err(mismatch.clone()));
+        assert_eq!(eur.checked_sub(&usd), Err(mismatch));
+    }
+
+    #[test]
+    fn arithmetic_past_what_money_carries_is_an_error_not_a_wrong_figure() {
+        let max = Amount::parse(&money("EUR", i64::MAX, 999_999_999)).unwrap();
+        assert_eq!(max.to_proto(), money("EUR", i64::MAX, 999_999_999));
+        assert_eq!(max.times(1).unwrap(), max);
+        assert_eq!(max.times(99), Err(MoneyError::OutOfRange));
+        let one = Amount::parse(&money("EUR", 0, 1)).unwrap();
+        assert_eq!(max.checked_add(&one), Err(MoneyError::OutOfRange));
+        let min = Amount::parse(&money("EUR", -i64::MAX, -999_999_999)).unwrap();
+        assert_eq!(min.checked_sub(&one), Err(MoneyError::OutOfRange));
+        assert_eq!(max.checked_sub(&one).unwrap().nanos(), 999_999_998);
     }
 }

@@ -168,6 +168,10 @@ impl BasketService for BasketApi {
                 ),
             ));
         }
+        let current = before.quantity_of(&item.product_id);
+        pricer
+            .refuse_overflow(&before.with_quantity(&item.product_id, current + item.quantity))
+            .await?;
         let after = match self
             .store
             .add(user_id, &item.product_id, item.quantity)
@@ -190,6 +194,13 @@ impl BasketService for BasketApi {
         let principal = customer(&request)?;
         let user_id = principal.subject.as_str();
         let change = UpdateItem::parse(request.get_ref()).map_err(FieldViolations::into_status)?;
+        let mut pricer = Pricer::new(&self.peers);
+        if change.quantity > 0 {
+            let before = self.store.load(user_id).await.map_err(store_failed)?;
+            pricer
+                .refuse_overflow(&before.with_quantity(&change.product_id, change.quantity))
+                .await?;
+        }
         let after = match self
             .store
             .set_quantity(user_id, &change.product_id, change.quantity)
@@ -201,9 +212,7 @@ impl BasketService for BasketApi {
                 return Err(error::not_found("basket item", change.product_id.as_str()));
             }
         };
-        let basket = self
-            .render(user_id, &after, &mut Pricer::new(&self.peers))
-            .await?;
+        let basket = self.render(user_id, &after, &mut pricer).await?;
         Ok(Response::new(pb::UpdateItemResponse {
             basket: Some(basket),
         }))

@@ -7,7 +7,7 @@ use mercato::pb::basket::v1 as pb;
 use mercato::pb::order::v1::{OrderItem, ShippingAddress};
 use mercato::pb::payment::v1::Card;
 use mercato_kernel::error::FieldViolations;
-use mercato_kernel::money::Amount;
+use mercato_kernel::money::{Amount, MoneyError};
 use uuid::Uuid;
 
 /// Most lines a basket holds: the most an order may have, so every basket can be checked out.
@@ -218,6 +218,20 @@ impl Contents {
         }
     }
 
+    /// The basket with `product_id` at `quantity` units (added at the end when new): what a
+    /// change would leave, to check before storing it.
+    pub fn with_quantity(&self, product_id: &ProductId, quantity: u32) -> Contents {
+        let mut after = self.clone();
+        match after.lines.iter_mut().find(|l| &l.product_id == product_id) {
+            Some(line) => line.quantity = quantity,
+            None => after.lines.push(Line {
+                product_id: product_id.clone(),
+                quantity,
+            }),
+        }
+        after
+    }
+
     /// The lines as order items, in basket order.
     pub fn order_items(&self) -> Vec<OrderItem> {
         self.lines
@@ -326,12 +340,34 @@ pub struct PricedLine {
     pub quantity: u32,
     /// Its current price.
     pub unit_price: Amount,
+    /// `unit_price × quantity`, computed once, checked.
+    line_total: Amount,
 }
 
 impl PricedLine {
+    /// A line of `quantity` units at `unit_price`; out of range when the line total is more
+    /// than a `Money` can carry.
+    pub fn new(
+        product_id: ProductId,
+        name: String,
+        image_url: String,
+        quantity: u32,
+        unit_price: Amount,
+    ) -> Result<Self, MoneyError> {
+        let line_total = unit_price.times(quantity)?;
+        Ok(Self {
+            product_id,
+            name,
+            image_url,
+            quantity,
+            unit_price,
+            line_total,
+        })
+    }
+
     /// `unit_price × quantity`.
-    pub fn line_total(&self) -> Amount {
-        self.unit_price.times(self.quantity)
+    pub fn line_total(&self) -> &Amount {
+        &self.line_total
     }
 
     /// The proto message.
@@ -342,7 +378,7 @@ impl PricedLine {
             image_url: self.image_url.clone(),
             quantity: i32::try_from(self.quantity).unwrap_or(i32::MAX),
             unit_price: Some(self.unit_price.to_proto()),
-            line_total: Some(self.line_total().to_proto()),
+            line_total: Some(self.line_total.to_proto()),
         }
     }
 }
@@ -359,18 +395,31 @@ pub struct MixedCurrencies {
     pub found: String,
 }
 
+/// Why a basket's lines have no subtotal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubtotalError {
+    /// Two currencies.
+    #[error(transparent)]
+    Mixed(#[from] MixedCurrencies),
+    /// More than a `Money` can carry.
+    #[error("the basket's total is more than a price can be")]
+    TooLarge,
+}
+
 /// Sum of the line totals, in the lines' currency ([`DEFAULT_CURRENCY`] without lines).
-pub fn subtotal(lines: &[PricedLine]) -> Result<Amount, MixedCurrencies> {
+pub fn subtotal(lines: &[PricedLine]) -> Result<Amount, SubtotalError> {
     let currency = lines
         .first()
         .map_or(DEFAULT_CURRENCY, |l| l.unit_price.currency());
     lines.iter().try_fold(Amount::zero(currency), |sum, line| {
-        sum.checked_add(&line.line_total())
-            .ok_or_else(|| MixedCurrencies {
+        sum.checked_add(line.line_total()).map_err(|err| match err {
+            MoneyError::CurrencyMismatch { .. } => SubtotalError::Mixed(MixedCurrencies {
                 name: line.name.clone(),
                 expected: currency.to_owned(),
                 found: line.unit_price.currency().to_owned(),
-            })
+            }),
+            MoneyError::OutOfRange => SubtotalError::TooLarge,
+        })
     })
 }
 
@@ -402,13 +451,14 @@ mod tests {
     }
 
     fn line(name: &str, price: Amount, quantity: u32) -> PricedLine {
-        PricedLine {
-            product_id: ProductId::parse(ID).unwrap(),
-            name: name.into(),
-            image_url: String::new(),
+        PricedLine::new(
+            ProductId::parse(ID).unwrap(),
+            name.into(),
+            String::new(),
             quantity,
-            unit_price: price,
-        }
+            price,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -569,7 +619,7 @@ mod tests {
     fn subtotals_sum_line_totals_in_one_currency() {
         let lines = [line("Lamp", eur(1999), 2), line("Mug", eur(850), 1)];
         assert_eq!(subtotal(&lines).unwrap(), eur(4848));
-        assert_eq!(lines[0].line_total(), eur(3998));
+        assert_eq!(lines[0].line_total(), &eur(3998));
         assert_eq!(subtotal(&[]).unwrap(), Amount::zero("EUR"));
         let usd = Amount::parse(&Money {
             currency_code: "USD".into(),
@@ -578,8 +628,26 @@ mod tests {
         })
         .unwrap();
         let mixed = [line("Lamp", eur(100), 1), line("Hat", usd, 1)];
-        let err = subtotal(&mixed).unwrap_err();
+        let Err(SubtotalError::Mixed(err)) = subtotal(&mixed) else {
+            panic!("mixed currencies summed");
+        };
         assert_eq!((err.name.as_str(), err.found.as_str()), ("Hat", "USD"));
+    }
+
+    #[test]
+    fn a_line_or_basket_past_what_money_carries_is_refused() {
+        let huge = Amount::from_parts("EUR", i64::MAX, 0);
+        let line_err = PricedLine::new(
+            ProductId::parse(ID).unwrap(),
+            "Yacht".into(),
+            String::new(),
+            99,
+            huge.clone(),
+        );
+        assert_eq!(line_err, Err(MoneyError::OutOfRange));
+        let two = [line("Yacht", huge.clone(), 1), line("Dinghy", eur(100), 1)];
+        assert_eq!(subtotal(&two), Err(SubtotalError::TooLarge));
+        assert_eq!(subtotal(&[line("Yacht", huge.clone(), 1)]), Ok(huge));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use mercato_kernel::money::Amount;
 use mercato_kernel::time::to_timestamp;
 use tonic::Status;
 
-use crate::domain::{self, Contents, PricedLine, ProductId};
+use crate::domain::{self, Contents, PricedLine, ProductId, SubtotalError};
 use crate::peers::{PeerClients, internal_call_failed};
 
 /// What the discount service said about a coupon for a subtotal.
@@ -126,33 +126,62 @@ impl<'a> Pricer<'a> {
 
     /// Prices `contents` with current catalog data.
     pub async fn price(&mut self, contents: &Contents) -> Result<Priced, Status> {
+        self.try_price(contents).await?.map_err(|err| match err {
+            SubtotalError::Mixed(mixed) => error::failed_precondition(
+                "BASKET_MIXED_CURRENCIES",
+                format!("{mixed}; remove it from the basket to go on"),
+            ),
+            // Prices rose after the lines were added (AddItem and UpdateItem refuse this).
+            SubtotalError::TooLarge => error::failed_precondition(
+                "BASKET_TOTAL_TOO_LARGE",
+                "the basket's total is more than a price can be; lower a quantity to go on",
+            ),
+        })
+    }
+
+    /// Refuses to store `after`, the basket an AddItem or UpdateItem would leave, when its
+    /// total would be more than a price can be.
+    pub async fn refuse_overflow(&mut self, after: &Contents) -> Result<(), Status> {
+        match self.try_price(after).await? {
+            Err(SubtotalError::TooLarge) => Err(error::invalid_argument(
+                "quantity",
+                "would make the basket's total more than a price can be",
+            )),
+            Ok(_) | Err(SubtotalError::Mixed(_)) => Ok(()),
+        }
+    }
+
+    /// Prices `contents`: `Err` for a catalog failure, `Ok(Err)` for lines without a subtotal.
+    async fn try_price(
+        &mut self,
+        contents: &Contents,
+    ) -> Result<Result<Priced, SubtotalError>, Status> {
         self.fetch(contents.lines.iter().map(|l| &l.product_id))
             .await?;
         let mut lines = Vec::with_capacity(contents.lines.len());
         let mut gone = Vec::new();
         for line in &contents.lines {
-            match self.product(&line.product_id) {
-                Some(product) => lines.push(PricedLine {
-                    product_id: line.product_id.clone(),
-                    name: product.name.clone(),
-                    image_url: product.image_url.clone(),
-                    quantity: line.quantity,
-                    unit_price: unit_price(product)?,
-                }),
-                None => gone.push(line.product_id.clone()),
+            let Some(product) = self.product(&line.product_id) else {
+                gone.push(line.product_id.clone());
+                continue;
+            };
+            let priced = PricedLine::new(
+                line.product_id.clone(),
+                product.name.clone(),
+                product.image_url.clone(),
+                line.quantity,
+                unit_price(product)?,
+            );
+            match priced {
+                Ok(priced) => lines.push(priced),
+                Err(_) => return Ok(Err(SubtotalError::TooLarge)),
             }
         }
-        let subtotal = domain::subtotal(&lines).map_err(|mixed| {
-            error::failed_precondition(
-                "BASKET_MIXED_CURRENCIES",
-                format!("{mixed}; remove it from the basket to go on"),
-            )
-        })?;
-        Ok(Priced {
+        Ok(domain::subtotal(&lines).map(|subtotal| Priced {
             lines,
             gone,
             subtotal,
-        })
+        }))
     }
 
     /// What coupon `code` takes off `subtotal` now.
@@ -209,10 +238,11 @@ pub fn basket_message(
         Some(Quote::Inapplicable { reason, .. }) => (zero, *reason),
         None => (zero, 0),
     };
+    // The discount is clamped to the subtotal, in its currency: the difference always exists.
     let total = priced
         .subtotal
         .checked_sub(&discount)
-        .unwrap_or_else(|| priced.subtotal.clone());
+        .unwrap_or_else(|_| priced.subtotal.clone());
     let item_count = priced.lines.iter().map(|l| l.quantity).sum::<u32>();
     pb::Basket {
         user_id: user_id.to_owned(),
@@ -247,13 +277,14 @@ mod tests {
     }
 
     fn lamp(quantity: u32) -> PricedLine {
-        PricedLine {
-            product_id: ProductId::parse("0190a5a4-7b3e-7cc1-9d4e-000000000001").unwrap(),
-            name: "Lamp".into(),
-            image_url: String::new(),
+        PricedLine::new(
+            ProductId::parse("0190a5a4-7b3e-7cc1-9d4e-000000000001").unwrap(),
+            "Lamp".into(),
+            String::new(),
             quantity,
-            unit_price: eur(2000),
-        }
+            eur(2000),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -240,3 +240,48 @@ async fn each_customer_sees_only_their_own_basket() {
     bob.clear().await.unwrap();
     assert_eq!(lines(&alice.get().await.unwrap()), [(lamp.id.clone(), 2)]);
 }
+
+#[tokio::test]
+async fn a_line_or_basket_whose_total_would_overflow_is_refused_not_mispriced() {
+    let basket = TestBasket::start().await;
+    let yacht = basket.shop.product("Yacht", 100, 0).await;
+    let mug = basket.shop.product("Mug", 850, 5).await;
+    let mut catalog = basket.shop.catalog_client().await;
+    let most = mercato::pb::r#type::v1::Money {
+        currency_code: "EUR".into(),
+        units: i64::MAX,
+        nanos: 0,
+    };
+    let update = UpdateProductRequest {
+        product: Some(Product {
+            id: yacht.id.clone(),
+            price: Some(most.clone()),
+            ..Product::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["price".into()],
+        }),
+    };
+    catalog
+        .update_product(authed(update, &basket.shop.admin))
+        .await
+        .unwrap();
+    let shopper = basket.shopper().await;
+
+    // 99 of them would be 99 × i64::MAX units: refused, nothing stored.
+    let status = assert_code(shopper.add(&yacht.id, 99).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["quantity"]);
+    assert!(shopper.get().await.unwrap().lines.is_empty());
+
+    // One is exactly representable; a second line on top is not, and neither is 2 of it.
+    let one = shopper.add(&yacht.id, 1).await.unwrap();
+    assert_eq!(one.total.unwrap(), most);
+    let status = assert_code(shopper.add(&mug.id, 1).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["quantity"]);
+    let status = assert_code(shopper.update(&yacht.id, 2).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["quantity"]);
+    assert_eq!(
+        lines(&shopper.get().await.unwrap()),
+        [(yacht.id.clone(), 1)]
+    );
+}

@@ -78,10 +78,12 @@ pub fn plan_refund(
         return Err(RefundRefusal::NotCaptured(balance.status));
     }
     let currency = balance.captured.currency();
+    // Stored amounts are i64 nano-units, so their sums and differences stay in range: only
+    // the currencies can disagree.
     let refundable = balance
         .captured
         .checked_sub(&balance.refunded)
-        .ok_or_else(|| RefundRefusal::CurrencyMismatch(currency.to_owned()))?;
+        .map_err(|_| RefundRefusal::CurrencyMismatch(currency.to_owned()))?;
     let amount = match requested {
         Some(a) if a.currency() != currency => {
             return Err(RefundRefusal::CurrencyMismatch(currency.to_owned()));
@@ -98,7 +100,7 @@ pub fn plan_refund(
     let refunded_after = balance
         .refunded
         .checked_add(&amount)
-        .ok_or_else(|| RefundRefusal::CurrencyMismatch(currency.to_owned()))?;
+        .map_err(|_| RefundRefusal::CurrencyMismatch(currency.to_owned()))?;
     let status_after = if refunded_after == balance.captured {
         Status::Refunded
     } else {
