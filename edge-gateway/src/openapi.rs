@@ -14,14 +14,46 @@ use crate::rest::routes::{BodyRule, Route, RouteTable};
 /// Nested messages flattened into query parameters at most this deep (`a.b.c`).
 const QUERY_DEPTH: usize = 3;
 
+/// The names of the path parameters of every template shape (see
+/// [`PathTemplate::shape`](crate::rest::template::PathTemplate::shape)). OpenAPI 3.1 treats
+/// `/v1/products/{id}` and `/v1/products/{product.id}` as one path, so templates of one shape
+/// share one set of names: the last step of each variable's field path in the first template
+/// of that shape (`product.id` → `id`), or the whole path (`product_id`-style, dots as `_`)
+/// where two variables would share a name. Each parameter says the field it binds
+/// (`x-mercato-field`); the transcoder binds by template, so nothing changes for callers.
+fn parameter_names(table: &RouteTable) -> BTreeMap<String, Vec<String>> {
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for route in table.routes() {
+        names.entry(route.template.shape()).or_insert_with(|| {
+            let variables = route.template.variables();
+            let last: Vec<String> = variables
+                .iter()
+                .map(|v| v.field_path.last().cloned().unwrap_or_default())
+                .collect();
+            let unique = last.iter().collect::<BTreeSet<_>>().len() == last.len();
+            if unique {
+                last
+            } else {
+                variables.iter().map(|v| v.field_path.join("_")).collect()
+            }
+        });
+    }
+    names
+}
+
 /// The document for `table`.
 pub fn document(table: &RouteTable) -> Value {
     let mut schemas = Schemas::default();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let names = parameter_names(table);
     for route in table.routes() {
-        let operation = operation(route, &mut schemas);
+        let route_names = names
+            .get(&route.template.shape())
+            .cloned()
+            .unwrap_or_default();
+        let operation = operation(route, &route_names, &mut schemas);
         paths
-            .entry(route.template.openapi_path())
+            .entry(route.template.openapi_path_named(&route_names))
             .or_default()
             .insert(route.http_method.as_str().to_ascii_lowercase(), operation);
     }
@@ -71,14 +103,21 @@ fn error_schema() -> Value {
     })
 }
 
-fn operation(route: &Route, schemas: &mut Schemas) -> Value {
+fn operation(route: &Route, names: &[String], schemas: &mut Schemas) -> Value {
     let method = &route.method;
     let descriptor = &method.descriptor;
     let service = descriptor.parent_service();
     let mut parameters = Vec::new();
     let mut path_names = BTreeSet::new();
-    for (var, fields) in route.template.variables().iter().zip(&route.path_fields) {
-        let name = var.field_path.join(".");
+    for (i, (var, fields)) in route
+        .template
+        .variables()
+        .iter()
+        .zip(&route.path_fields)
+        .enumerate()
+    {
+        let field = var.field_path.join(".");
+        let name = names.get(i).cloned().unwrap_or_else(|| field.clone());
         path_names.insert(
             fields
                 .iter()
@@ -93,6 +132,7 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
                 "required": true,
                 "schema": schemas.field(leaf),
                 "description": comment(&leaf.parent_file(), leaf.path()).unwrap_or_default(),
+                "x-mercato-field": field,
             }));
         }
     }
@@ -436,11 +476,28 @@ mod tests {
         let (table, _) = RouteTable::build(&contracts);
         let doc = document(&table);
         assert_eq!(doc["openapi"], "3.1.0");
+        let names = parameter_names(&table);
         for route in table.routes() {
-            let path = route.template.openapi_path();
+            let path = route
+                .template
+                .openapi_path_named(&names[&route.template.shape()]);
             let method = route.http_method.as_str().to_ascii_lowercase();
             assert!(doc["paths"][&path][&method].is_object(), "{method} {path}");
         }
+        // Equivalent templates share one path and one parameter name.
+        let mut shapes = BTreeSet::new();
+        for path in doc["paths"].as_object().unwrap().keys() {
+            let shape: String = path
+                .split('{')
+                .map(|part| part.split_once('}').map_or(part, |(_, rest)| rest))
+                .collect::<Vec<_>>()
+                .join("{}");
+            assert!(shapes.insert(shape.clone()), "{path} is another {shape}");
+        }
+        let patch = &doc["paths"]["/v1/products/{id}"]["patch"];
+        assert_eq!(patch["operationId"], "CatalogService_UpdateProduct");
+        assert_eq!(patch["parameters"][0]["name"], "id");
+        assert_eq!(patch["parameters"][0]["x-mercato-field"], "product.id");
         let get = &doc["paths"]["/v1/products/{id}"]["get"];
         assert_eq!(get["operationId"], "CatalogService_GetProduct");
         assert_eq!(get["security"], json!([]));

@@ -162,13 +162,34 @@ impl PathTemplate {
 
     /// The OpenAPI form: `/v1/products/{product.id}`, `/v1/basket:checkout`.
     pub fn openapi_path(&self) -> String {
+        let names: Vec<String> = self
+            .variables
+            .iter()
+            .map(|var| var.field_path.join("."))
+            .collect();
+        self.openapi_path_named(&names)
+    }
+
+    /// The template with every variable as `{}`: templates of one shape are the same path
+    /// to OpenAPI 3.1, whatever their variables are called.
+    pub fn shape(&self) -> String {
+        self.openapi_path_named(&vec![String::new(); self.variables.len()])
+    }
+
+    /// The OpenAPI form with the variables called `names`, in template order.
+    pub fn openapi_path_named(&self, names: &[String]) -> String {
         let mut out = String::new();
         let mut i = 0;
         while i < self.segments.len() {
             out.push('/');
-            if let Some(var) = self.variables.iter().find(|v| v.start == i) {
+            if let Some((index, var)) = self
+                .variables
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.start == i)
+            {
                 out.push('{');
-                out.push_str(&var.field_path.join("."));
+                out.push_str(names.get(index).map_or("", String::as_str));
                 out.push('}');
                 i = var.end.max(i + 1);
                 continue;
@@ -347,6 +368,14 @@ mod tests {
                 .unwrap()
                 .openapi_path(),
             "/v1/{name}"
+        );
+        let nested = PathTemplate::parse("/v1/products/{product.id}").unwrap();
+        let plain = PathTemplate::parse("/v1/products/{id}").unwrap();
+        assert_eq!(nested.shape(), plain.shape());
+        assert_eq!(nested.shape(), "/v1/products/{}");
+        assert_eq!(
+            nested.openapi_path_named(&["id".to_owned()]),
+            "/v1/products/{id}"
         );
     }
 

@@ -56,3 +56,34 @@ async fn a_stopped_gateway_closes_its_port() {
         .expect("serve task ends cleanly");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn openapi_names_equivalent_templates_alike() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[], &[]).await;
+    let doc = Http::new(gw.addr)
+        .call("GET", "/openapi.json", None, None)
+        .await
+        .json();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut shapes = std::collections::BTreeMap::new();
+    for path in paths.keys() {
+        let shape: String = path
+            .split('{')
+            .map(|part| part.split_once('}').map_or(part, |(_, rest)| rest))
+            .collect::<Vec<_>>()
+            .join("{}");
+        if let Some(other) = shapes.insert(shape, path.clone()) {
+            panic!("{path} and {other} are one template to OpenAPI 3.1");
+        }
+    }
+    // UpdateProduct's {product.id} is documented as the {id} of GetProduct's path, saying
+    // which field it binds (rest.rs calls it that way).
+    let product = &paths["/v1/products/{id}"];
+    assert!(product["get"].is_object() && product["patch"].is_object());
+    assert!(!paths.contains_key("/v1/products/{product.id}"));
+    let parameter = &product["patch"]["parameters"][0];
+    assert_eq!(parameter["name"], "id");
+    assert_eq!(parameter["in"], "path");
+    assert_eq!(parameter["x-mercato-field"], "product.id");
+}
