@@ -63,8 +63,13 @@ impl OrderQueryApi {
     /// Subscribes to the feed and reads the order's state, waiting a little for an order not
     /// projected yet (NOT_FOUND after that). Under the feed's lock, so the subscription
     /// carries exactly the changes after the state returned.
+    ///
+    /// An order `principal` may not see is treated as one that does not exist yet: it is
+    /// waited for just the same and answered with the same NOT_FOUND, so neither the answer
+    /// nor its timing tells another customer's order from a made-up id.
     async fn subscribe(
         &self,
+        principal: &Principal,
         id: Uuid,
     ) -> Result<(OrderView, broadcast::Receiver<Arc<OrderView>>), Status> {
         let (current, mut changes) = {
@@ -72,16 +77,18 @@ impl OrderQueryApi {
             let changes = self.feed.subscribe();
             (self.load(id).await?, changes)
         };
-        if let Some(view) = current {
+        if let Some(view) = current.filter(|view| visible(principal, view)) {
             return Ok((view, changes));
         }
-        let view = self.wait_for(id, &mut changes).await?;
+        let view = self.wait_for(principal, id, &mut changes).await?;
         Ok((view, changes))
     }
 
-    /// The order once it is projected, or NOT_FOUND after [`APPEAR_WAIT`].
+    /// The order once it is projected (and visible to `principal`), or NOT_FOUND after
+    /// [`APPEAR_WAIT`].
     async fn wait_for(
         &self,
+        principal: &Principal,
         id: Uuid,
         changes: &mut broadcast::Receiver<Arc<OrderView>>,
     ) -> Result<OrderView, Status> {
@@ -89,10 +96,12 @@ impl OrderQueryApi {
         let deadline = tokio::time::Instant::now() + APPEAR_WAIT;
         loop {
             match tokio::time::timeout_at(deadline, changes.recv()).await {
-                Ok(Ok(view)) if view.id == wanted => return Ok(view.as_ref().clone()),
+                Ok(Ok(view)) if view.id == wanted && visible(principal, &view) => {
+                    return Ok(view.as_ref().clone());
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    if let Some(view) = self.load(id).await? {
+                    if let Some(view) = self.load(id).await?.filter(|v| visible(principal, v)) {
                         return Ok(view);
                     }
                 }
@@ -101,8 +110,16 @@ impl OrderQueryApi {
         }
         self.load(id)
             .await?
+            .filter(|view| visible(principal, view))
             .ok_or_else(|| error::not_found("order", &wanted))
     }
+}
+
+/// Whether `principal` may see `view` (its owner, or an admin).
+fn visible(principal: &Principal, view: &OrderView) -> bool {
+    principal
+        .require_owner_or_admin(&view.user_id, "order", &view.id)
+        .is_ok()
 }
 
 type WatchStream = ReceiverStream<Result<pb::WatchOrderResponse, Status>>;
@@ -210,8 +227,7 @@ impl OrderQueryService for OrderQueryApi {
         let principal = Principal::of(&request)?.clone();
         let id = domain::parse_order_id("id", &request.get_ref().id)
             .map_err(FieldViolations::into_status)?;
-        let (first, changes) = self.subscribe(id).await?;
-        principal.require_owner_or_admin(&first.user_id, "order", &first.id)?;
+        let (first, changes) = self.subscribe(&principal, id).await?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let watcher = Watcher {
             api: self.clone(),

@@ -95,6 +95,32 @@ async fn a_watch_started_before_the_order_is_projected_waits_for_it() {
 }
 
 #[tokio::test]
+async fn another_customers_order_is_answered_as_a_made_up_id_is() {
+    let svc = TestOrderQuery::start().await;
+    let (owner, _) = svc.identity.customer().await;
+    let (_, stranger) = svc.identity.customer().await;
+    let id = new_id();
+    svc.publish(&id, &placed(&id, &owner, now())).await;
+    svc.wait_for_state(&id, OrderStatus::Pending, 1).await;
+
+    let mut answers = Vec::new();
+    for probe in [id.clone(), new_id()] {
+        let started = std::time::Instant::now();
+        let result = svc
+            .client()
+            .await
+            .watch_order(authed(WatchOrderRequest { id: probe.clone() }, &stranger))
+            .await;
+        let status = assert_code(result.map(|_| ()), Code::NotFound);
+        // Same path: both wait out the appearance window (a real order used to answer at
+        // once, a made-up id only after the wait).
+        assert!(started.elapsed() >= Duration::from_millis(2900), "{probe}");
+        answers.push(status.message().replace(&probe, "<id>"));
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
+#[tokio::test]
 async fn watching_an_order_that_never_appears_is_not_found() {
     let svc = TestOrderQuery::start().await;
     let (_, token) = svc.identity.customer().await;
