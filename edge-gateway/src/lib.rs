@@ -12,6 +12,7 @@ pub mod body;
 pub mod breaker;
 pub mod coalesce;
 pub mod codec;
+pub mod connection_limit;
 pub mod contracts;
 pub mod cors;
 pub mod gate;
@@ -196,6 +197,7 @@ pub async fn start(
     let grace = config.shutdown_grace;
     let traced = TraceLayer.layer(gateway);
     let hops = settings.trusted_proxy_hops;
+    let limit = connection_limit::ConnectionLimit::new(settings.max_connections_per_ip);
     let task = match cors::layer(&settings.cors_origins) {
         Some(cors) => tokio::spawn(server::serve(
             listener,
@@ -204,9 +206,10 @@ pub async fn start(
             signal,
             grace,
             hops,
+            limit,
         )),
         None => tokio::spawn(server::serve(
-            listener, traced, workers, signal, grace, hops,
+            listener, traced, workers, signal, grace, hops, limit,
         )),
     };
     tracing::info!(%addr, %admin_addr, "edge gateway serving");

@@ -25,6 +25,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt as _};
 
 use crate::coalesce::Coalesce;
+use crate::connection_limit::ConnectionLimit;
 use crate::contracts::Contracts;
 use crate::rest::RestApi;
 use crate::workers::Workers;
@@ -226,8 +227,8 @@ impl Service<Request<Incoming>> for Gateway {
     }
 }
 
-/// Accepts connections on `listener` until `shutdown`, each served whole by one of
-/// `workers` in turn, then lets open requests finish for at most `grace`. Each request learns
+/// Accepts connections on `listener` until `shutdown` (at most `limit` open per client
+/// address), each served whole by one of `workers` in turn, then lets open requests finish for at most `grace`. Each request learns
 /// its client's address (see [`crate::gate::client_addr`]).
 pub async fn serve<S>(
     listener: TcpListener,
@@ -236,6 +237,7 @@ pub async fn serve<S>(
     shutdown: ShutdownSignal,
     grace: Duration,
     trusted_proxy_hops: usize,
+    limit: ConnectionLimit,
 ) where
     S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -267,6 +269,11 @@ pub async fn serve<S>(
                         continue;
                     }
                 };
+                let Some(permit) = limit.admit(peer.ip()) else {
+                    metrics::counter!("mercato_gateway_connections_refused_total").increment(1);
+                    tracing::debug!(%peer, "too many connections from this address, closed");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 // The socket moves to the worker's own IO driver.
                 let stream = match stream.into_std() {
@@ -280,6 +287,8 @@ pub async fn serve<S>(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 workers.next().spawn(async move {
+                    // The place is held for as long as the connection is served.
+                    let _permit = permit;
                     let stream = match tokio::net::TcpStream::from_std(stream) {
                         Ok(stream) => stream,
                         Err(err) => {

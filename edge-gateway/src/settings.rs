@@ -33,6 +33,11 @@ pub struct Settings {
     /// ingress controller), whose word on the client's address is trusted for rate limiting
     /// and forwarding (`MERCATO_TRUSTED_PROXY_HOPS`, default 0: the TCP peer is the client).
     pub trusted_proxy_hops: usize,
+    /// Open connections one client address may hold at once
+    /// (`MERCATO_MAX_CONNECTIONS_PER_IP`, default 256; 0: no bound). Further ones are
+    /// closed at once. The address is the TCP peer's (behind a load balancer: the
+    /// balancer's). See [`crate::connection_limit`].
+    pub max_connections_per_ip: usize,
     /// Serving threads, each with its own connections to the clients it was dealt and to
     /// every upstream (`MERCATO_GATEWAY_WORKERS`, default the CPUs available, a container's
     /// CPU limit included; at least 1). See [`crate::workers`].
@@ -49,6 +54,7 @@ impl Default for Settings {
             body_read_timeout: Duration::from_secs(10),
             unary_timeout: Duration::from_secs(15),
             trusted_proxy_hops: 0,
+            max_connections_per_ip: 256,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
@@ -90,6 +96,10 @@ impl Settings {
             )?),
             trusted_proxy_hops: vars
                 .parse_or("MERCATO_TRUSTED_PROXY_HOPS", defaults.trusted_proxy_hops)?,
+            max_connections_per_ip: vars.parse_or(
+                "MERCATO_MAX_CONNECTIONS_PER_IP",
+                defaults.max_connections_per_ip,
+            )?,
             workers: vars
                 .parse_or("MERCATO_GATEWAY_WORKERS", defaults.workers)?
                 .max(1),

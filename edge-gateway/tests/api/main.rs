@@ -4,6 +4,7 @@
 
 mod authorization;
 mod bad_bodies;
+mod connections;
 mod endpoints;
 mod grpc_web;
 mod helpers;
