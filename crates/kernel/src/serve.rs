@@ -304,11 +304,12 @@ impl ServiceHost {
             );
         }
 
+        let limit = self.config.max_message_bytes;
         let layers = tower::ServiceBuilder::new()
             .layer(TraceLayer)
             .layer(MetricsLayer)
             .layer(AuthLayer::new(verifier))
-            .map_request(crate::wire::check_request);
+            .map_request(move |request| crate::wire::check_request(request, limit));
         // The builder's `tcp_nodelay` does not reach sockets accepted from a listener of our
         // own; without it a small answer can sit in Nagle's buffer until the caller's delayed
         // ACK, 40 ms later.

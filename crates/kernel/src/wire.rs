@@ -25,15 +25,13 @@ use tonic::{Code, Status};
 
 use scan::{Problem, check};
 
-/// tonic's default limit on a received message, which the services keep.
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-
 /// The gRPC message header: compressed flag and big-endian length.
 const HEADER: usize = 5;
 
-/// Wraps the body of a request to a Mercato RPC in the check; other paths (health,
-/// reflection, unknown methods) pass untouched. For `ServiceBuilder::map_request`.
-pub fn check_request(request: Request<Body>) -> Request<Body> {
+/// Wraps the body of a request to a Mercato RPC in the check, with messages of at most
+/// `limit` bytes (`MERCATO_MAX_MESSAGE_BYTES`); other paths (health, reflection, unknown
+/// methods) pass untouched. For `ServiceBuilder::map_request`.
+pub fn check_request(request: Request<Body>, limit: usize) -> Request<Body> {
     let Some(input) = inputs().get(request.uri().path()) else {
         return request;
     };
@@ -41,7 +39,7 @@ pub fn check_request(request: Request<Body>) -> Request<Body> {
         .headers()
         .get("grpc-encoding")
         .is_some_and(|encoding| encoding != "identity");
-    let frames = Frames::new(input.clone(), compressed);
+    let frames = Frames::new(input.clone(), compressed, limit);
     request.map(|body| Body::new(CheckedBody::new(body, frames)))
 }
 
@@ -84,15 +82,18 @@ struct Frames {
     input: MessageDescriptor,
     /// The request declares a `grpc-encoding`: compressed frames are legal (and opaque here).
     compressed: bool,
+    /// Largest message accepted, in bytes: a longer one is refused before it is buffered.
+    limit: usize,
     /// The start of a frame that has not fully arrived.
     pending: BytesMut,
 }
 
 impl Frames {
-    fn new(input: MessageDescriptor, compressed: bool) -> Self {
+    fn new(input: MessageDescriptor, compressed: bool, limit: usize) -> Self {
         Self {
             input,
             compressed,
+            limit,
             pending: BytesMut::new(),
         }
     }
@@ -143,9 +144,10 @@ impl Frames {
                     ));
                 }
             }
-            if len > MAX_MESSAGE_BYTES {
+            if len > self.limit {
                 return Err(Status::resource_exhausted(format!(
-                    "request message of {len} bytes is over the limit of {MAX_MESSAGE_BYTES}"
+                    "request message of {len} bytes is over the limit of {} bytes",
+                    self.limit
                 )));
             }
             let Some(message) = buf.get(HEADER..HEADER + len) else {
@@ -231,6 +233,7 @@ mod tests {
     use prost::Message as _;
 
     const LIST: &str = "/mercato.catalog.v1.CatalogService/ListProducts";
+    const LIMIT: usize = 4 * 1024 * 1024;
 
     fn frame(message: &[u8]) -> Vec<u8> {
         let mut out = vec![0];
@@ -240,7 +243,7 @@ mod tests {
     }
 
     fn frames() -> Frames {
-        Frames::new(inputs()[LIST].clone(), false)
+        Frames::new(inputs()[LIST].clone(), false, LIMIT)
     }
 
     fn list(query: &str) -> Vec<u8> {
@@ -311,14 +314,14 @@ mod tests {
     #[test]
     fn a_message_over_the_limit_is_resource_exhausted_before_it_is_buffered() {
         let mut header = vec![0];
-        header.extend((MAX_MESSAGE_BYTES as u32 + 1).to_be_bytes());
+        header.extend((LIMIT as u32 + 1).to_be_bytes());
         let status = frames().push(header.into()).unwrap_err();
         assert_eq!(status.code(), Code::ResourceExhausted);
     }
 
     #[test]
     fn compressed_frames_pass_when_an_encoding_is_declared() {
-        let mut frames = Frames::new(inputs()[LIST].clone(), true);
+        let mut frames = Frames::new(inputs()[LIST].clone(), true, LIMIT);
         let body = Bytes::from_static(&[1, 0, 0, 0, 2, 0xff, 0xff]);
         assert_eq!(frames.push(body.clone()).unwrap(), body);
     }
@@ -331,7 +334,7 @@ mod tests {
                 &list("a\0"),
             )))))
             .unwrap();
-        let error = check_request(request)
+        let error = check_request(request, LIMIT)
             .into_body()
             .collect()
             .await
@@ -344,7 +347,7 @@ mod tests {
                 b"\x07",
             ))))
             .unwrap();
-        let bytes = check_request(untouched)
+        let bytes = check_request(untouched, LIMIT)
             .into_body()
             .collect()
             .await

@@ -65,3 +65,15 @@ async fn corrupt_protobuf_and_bad_framing_are_invalid_argument() {
     let ok = raw_grpc(addr, LIST, grpc_frame(&valid), None).await;
     assert_eq!(ok.code(), Code::Ok, "{ok:?}");
 }
+
+#[tokio::test]
+async fn a_message_over_the_configured_limit_is_resource_exhausted() {
+    let catalog = TestCatalog::start_with(&[("MERCATO_MAX_MESSAGE_BYTES", "1024")]).await;
+    let big = ListProductsRequest {
+        query: "m".repeat(2000),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let status = raw_grpc(catalog.running.grpc_addr, LIST, grpc_frame(&big), None).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}
