@@ -22,6 +22,7 @@ use tower::{Service, ServiceExt as _};
 use crate::body::{self, BodyError};
 use crate::breaker::GatewayDeadline;
 use crate::contracts::Contracts;
+use crate::framing;
 use crate::gate::{ClientAddr, Gate, sanitize};
 use crate::health;
 use crate::settings::Settings;
@@ -114,6 +115,9 @@ impl Inner {
             Ok(bytes) => bytes,
             Err(err) => return err.status().into_http(),
         };
+        if let Err(err) = framing::check_unary(&bytes, parts.headers.get("grpc-encoding")) {
+            return err.status().into_http();
+        }
         // After gRPC-web-text decoding the declared length is the base64 one; h2 would send
         // it upstream as a wrong content-length.
         parts.headers.remove(http::header::CONTENT_LENGTH);

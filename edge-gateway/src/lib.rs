@@ -15,6 +15,7 @@ pub mod codec;
 pub mod connection_limit;
 pub mod contracts;
 pub mod cors;
+pub mod framing;
 pub mod gate;
 pub mod grpc;
 pub mod health;

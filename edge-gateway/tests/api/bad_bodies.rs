@@ -112,3 +112,89 @@ async fn a_rest_body_that_never_finishes_is_answered_408() {
     assert_eq!(grpc_status(&answer).as_deref(), Some("4"), "{answer}");
     assert!(stub.seen().is_empty());
 }
+
+#[tokio::test]
+async fn broken_grpc_framing_is_invalid_argument_from_the_gateway() {
+    let identity = TestIdentity::start().await;
+    let (stub, url) = CatchAll::start().await;
+    let gw = gateway(&identity.url(), &[("catalog", url)], &[]).await;
+    const LIST_PRODUCTS: &str = "/mercato.catalog.v1.CatalogService/ListProducts";
+    let broken: [(&str, &[u8]); 4] = [
+        (
+            "a length prefix longer than the body",
+            b"\x00\x00\x00\x00\x64\x08\x01",
+        ),
+        (
+            "compressed without grpc-encoding",
+            b"\x01\x00\x00\x00\x02\x08\x01",
+        ),
+        ("two messages", b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
+        ("no message", b""),
+    ];
+    for _round in 0..3 {
+        for (what, body) in broken {
+            // gRPC-web, as a browser (or curl) would send it.
+            let (status, answer) = raw(
+                gw.addr,
+                &format!(
+                    "POST {LIST_PRODUCTS} HTTP/1.1\r\ncontent-type: application/grpc-web+proto\r\ncontent-length: {}",
+                    body.len()
+                ),
+                body,
+            )
+            .await;
+            assert_eq!(status, 200, "{what}: {answer}");
+            assert_eq!(
+                grpc_status(&answer).as_deref(),
+                Some("3"),
+                "{what}: {answer}"
+            );
+            assert!(
+                answer.contains("malformed%20request%20body"),
+                "{what}: {answer}"
+            );
+            // Native gRPC over HTTP/2.
+            let native =
+                mercato_testkit::raw_grpc(gw.addr, LIST_PRODUCTS, body.to_vec(), None).await;
+            assert_eq!(
+                native.code(),
+                tonic::Code::InvalidArgument,
+                "{what}: {native:?}"
+            );
+            assert!(
+                native.message().starts_with("malformed request body"),
+                "{what}: {native:?}"
+            );
+        }
+    }
+    assert!(stub.seen().is_empty(), "nothing broken was forwarded");
+    // Twenty-four broken bodies later the circuit is closed.
+    let good = mercato_testkit::raw_grpc(
+        gw.addr,
+        LIST_PRODUCTS,
+        mercato_testkit::grpc_frame(b""),
+        None,
+    )
+    .await;
+    assert_eq!(good.code(), tonic::Code::Ok, "{good:?}");
+}
+
+#[tokio::test]
+async fn an_upstreams_own_decode_error_passes_through_unchanged() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[], &[]).await;
+    // Well framed, but field 1 (a string) announces five bytes and has one: the service's
+    // own decoding refuses it, and its answer reaches the caller as it was given.
+    let status = mercato_testkit::raw_grpc(
+        gw.addr,
+        "/mercato.identity.v1.IdentityService/IssueToken",
+        mercato_testkit::grpc_frame(b"\x0a\x05\x01"),
+        None,
+    )
+    .await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("malformed request body"),
+        "{status:?}"
+    );
+}
