@@ -34,9 +34,10 @@ pub struct Settings {
     /// and forwarding (`MERCATO_TRUSTED_PROXY_HOPS`, default 0: the TCP peer is the client).
     pub trusted_proxy_hops: usize,
     /// Open connections one client address may hold at once
-    /// (`MERCATO_MAX_CONNECTIONS_PER_IP`, default 256; 0: no bound). Further ones are
-    /// closed at once. The address is the TCP peer's (behind a load balancer: the
-    /// balancer's). See [`crate::connection_limit`].
+    /// (`MERCATO_MAX_CONNECTIONS_PER_IP`; 0: no bound). Further ones are closed at once.
+    /// The address is the TCP peer's, so the default is 256 when clients connect directly
+    /// and no bound behind trusted proxies (`MERCATO_TRUSTED_PROXY_HOPS` > 0), whose own
+    /// connections would otherwise be refused. See [`crate::connection_limit`].
     pub max_connections_per_ip: usize,
     /// Serving threads, each with its own connections to the clients it was dealt and to
     /// every upstream (`MERCATO_GATEWAY_WORKERS`, default the CPUs available, a container's
@@ -79,6 +80,8 @@ impl Settings {
                     reason: err.to_string(),
                 })?,
         };
+        let trusted_proxy_hops =
+            vars.parse_or("MERCATO_TRUSTED_PROXY_HOPS", defaults.trusted_proxy_hops)?;
         Ok(Self {
             cors_origins,
             rate_limit_rps: vars.parse_or("MERCATO_RATE_LIMIT_RPS", defaults.rate_limit_rps)?,
@@ -94,11 +97,14 @@ impl Settings {
                 "MERCATO_UNARY_TIMEOUT_MS",
                 u64::try_from(defaults.unary_timeout.as_millis()).unwrap_or(15_000),
             )?),
-            trusted_proxy_hops: vars
-                .parse_or("MERCATO_TRUSTED_PROXY_HOPS", defaults.trusted_proxy_hops)?,
+            trusted_proxy_hops,
             max_connections_per_ip: vars.parse_or(
                 "MERCATO_MAX_CONNECTIONS_PER_IP",
-                defaults.max_connections_per_ip,
+                if trusted_proxy_hops > 0 {
+                    0
+                } else {
+                    defaults.max_connections_per_ip
+                },
             )?,
             workers: vars
                 .parse_or("MERCATO_GATEWAY_WORKERS", defaults.workers)?
@@ -145,6 +151,17 @@ mod tests {
         assert_eq!(settings.rate_limit_rps, 0);
         assert_eq!(settings.unary_timeout, Duration::from_millis(250));
         assert_eq!(settings.workers, 1, "never fewer than one worker");
+        assert_eq!(
+            Settings::from_env(&empty).unwrap().max_connections_per_ip,
+            256
+        );
+        let proxied: HashMap<String, String> =
+            [("MERCATO_TRUSTED_PROXY_HOPS".to_owned(), "1".to_owned())].into();
+        assert_eq!(
+            Settings::from_env(&proxied).unwrap().max_connections_per_ip,
+            0,
+            "behind proxies the peer is a proxy: no bound unless set"
+        );
         let bad: HashMap<String, String> =
             [("MERCATO_RATE_LIMIT_RPS".to_owned(), "many".to_owned())].into();
         assert!(Settings::from_env(&bad).is_err());
