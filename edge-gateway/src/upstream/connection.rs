@@ -1,4 +1,6 @@
-//! One HTTP/2 connection to an upstream, opened on first use and reopened when it closes.
+//! One HTTP/2 connection to an upstream, opened on first use and reopened when it closes or
+//! the upstream sends it away (GOAWAY: it is draining, e.g. past its maximum connection
+//! age); the calls still running on a connection sent away finish on it.
 //!
 //! Requests go straight onto the h2 connection from the task serving them. A tonic `Channel`
 //! would queue each one through a buffer task, and hyper's client through its connection
@@ -126,6 +128,8 @@ impl Target {
 struct Open {
     sender: SendRequest<Bytes>,
     driver: JoinHandle<()>,
+    /// Tells this connection from the one that replaces it.
+    generation: u64,
 }
 
 /// A shared HTTP/2 connection; cloning shares it.
@@ -133,6 +137,7 @@ struct Open {
 pub struct Connection {
     target: Arc<Target>,
     current: Arc<Mutex<Option<Open>>>,
+    generations: Arc<std::sync::atomic::AtomicU64>,
     // Held while connecting, so a burst of calls after a drop opens one connection, not many.
     connecting: Arc<tokio::sync::Mutex<()>>,
 }
@@ -149,6 +154,7 @@ impl Connection {
         Self {
             target: Arc::new(target),
             current: Arc::default(),
+            generations: Arc::default(),
             connecting: Arc::default(),
         }
     }
@@ -158,7 +164,7 @@ impl Connection {
         let (mut parts, body) = req.into_parts();
         parts.uri = self.target.address(parts.uri);
         strip_connection_headers(&mut parts.headers);
-        let mut sender = self.sender().await?.ready().await?;
+        let mut sender = self.ready_sender().await?;
         let end_of_stream = body.is_end_stream();
         let (response, stream) =
             sender.send_request(Request::from_parts(parts, ()), end_of_stream)?;
@@ -180,25 +186,53 @@ impl Connection {
         }))
     }
 
-    fn open(&self) -> Option<SendRequest<Bytes>> {
+    /// A sender with room for a new stream. A connection the upstream has sent away takes
+    /// none (h2 fails every new stream on it at once), so it is set aside for a fresh one;
+    /// nothing was sent on it, so even a non-idempotent call is safe to place anew.
+    async fn ready_sender(&self) -> Result<SendRequest<Bytes>, BoxError> {
+        let (sender, generation) = self.sender().await?;
+        match sender.ready().await {
+            Ok(ready) => Ok(ready),
+            Err(err) if err.is_go_away() => {
+                tracing::debug!(authority = %self.target.authority, "upstream sent the connection away; opening another");
+                self.retire(generation);
+                let (sender, _) = self.sender().await?;
+                Ok(sender.ready().await?)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Forgets connection `generation` (not a newer one another call opened meanwhile).
+    fn retire(&self, generation: u64) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|open| open.generation == generation)
+        {
+            *current = None;
+        }
+    }
+
+    fn open(&self) -> Option<(SendRequest<Bytes>, u64)> {
         self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .filter(|open| !open.driver.is_finished())
-            .map(|open| open.sender.clone())
+            .map(|open| (open.sender.clone(), open.generation))
     }
 
-    async fn sender(&self) -> Result<SendRequest<Bytes>, ConnectError> {
-        if let Some(sender) = self.open() {
-            return Ok(sender);
+    async fn sender(&self) -> Result<(SendRequest<Bytes>, u64), ConnectError> {
+        if let Some(open) = self.open() {
+            return Ok(open);
         }
         let _connecting = self.connecting.lock().await;
-        if let Some(sender) = self.open() {
-            return Ok(sender);
+        if let Some(open) = self.open() {
+            return Ok(open);
         }
         let open = self.connect().await?;
-        let sender = open.sender.clone();
+        let sender = (open.sender.clone(), open.generation);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(open);
         Ok(sender)
     }
@@ -242,7 +276,14 @@ impl Connection {
                 }
             }
         });
-        Ok(Open { sender, driver })
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Open {
+            sender,
+            driver,
+            generation,
+        })
     }
 }
 
@@ -425,6 +466,62 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(answered, "no answer after the upstream restarted");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_sends_away_is_replaced_while_its_calls_finish() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drain = Arc::new(tokio::sync::Notify::new());
+        let server = {
+            let drain = drain.clone();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let drain = drain.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(|req: Request<_>| async move {
+                            if req.uri().path() == "/slow" {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
+                            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+                        });
+                        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(tcp), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            () = drain.notified() => {
+                                // GOAWAY, then the calls in flight run to their end.
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
+                        }
+                    });
+                }
+            })
+        };
+        let connection = Connection::lazy(target(&format!("http://{addr}")));
+        assert_eq!(connection.send(get()).await.unwrap().status(), 200);
+        let slow = {
+            let connection = connection.clone();
+            tokio::spawn(async move {
+                let request = Request::builder().uri("/slow").body(Body::empty()).unwrap();
+                connection.send(request).await.map(|r| r.status())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drain.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The first connection is draining: new calls go onto a second one.
+        for _ in 0..3 {
+            assert_eq!(connection.send(get()).await.unwrap().status(), 200);
+        }
+        assert_eq!(
+            slow.await.unwrap().unwrap(),
+            200,
+            "the call in flight finished"
+        );
         server.abort();
     }
 
