@@ -149,6 +149,14 @@ pub struct ServiceConfig {
     pub shutdown_grace: Duration,
     /// Largest accepted gRPC message in bytes (`MERCATO_MAX_MESSAGE_BYTES`, default 4 MiB).
     pub max_message_bytes: usize,
+    /// Age after which the server asks a client connection to go away (GOAWAY), so callers
+    /// that balance per connection (grpcurl, generated clients behind a load balancer)
+    /// spread over replicas again (`MERCATO_MAX_CONNECTION_AGE_SECS`, default 600, ± 10 %
+    /// per process; 0 keeps connections forever).
+    pub max_connection_age: Option<Duration>,
+    /// How long calls in flight on a connection past its age may still finish before it is
+    /// closed (`MERCATO_MAX_CONNECTION_AGE_GRACE_SECS`, default 30).
+    pub max_connection_age_grace: Duration,
     /// Where each peer answers: `MERCATO_UPSTREAM_<SERVICE>` (e.g. `MERCATO_UPSTREAM_ORDER_QUERY`),
     /// default `http://127.0.0.1:<its local port>`.
     pub upstreams: HashMap<String, String>,
@@ -252,6 +260,14 @@ impl ServiceConfig {
             shutdown_grace: vars
                 .seconds_or("MERCATO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
             max_message_bytes: vars.parse_or("MERCATO_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)?,
+            max_connection_age: Some(
+                vars.seconds_or("MERCATO_MAX_CONNECTION_AGE_SECS", Duration::from_secs(600))?,
+            )
+            .filter(|age| !age.is_zero()),
+            max_connection_age_grace: vars.seconds_or(
+                "MERCATO_MAX_CONNECTION_AGE_GRACE_SECS",
+                Duration::from_secs(30),
+            )?,
             upstreams: SERVICES
                 .iter()
                 .map(|peer| {
@@ -320,6 +336,13 @@ mod tests {
         assert_eq!(config.redis_prefix, "mercato:catalog:");
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.outbox_retention, Duration::from_secs(72 * 3600));
+        assert_eq!(config.max_connection_age, Some(Duration::from_secs(600)));
+        let never = ServiceConfig::from_source(
+            "catalog",
+            &env(&[("MERCATO_MAX_CONNECTION_AGE_SECS", "0")]),
+        )
+        .unwrap();
+        assert_eq!(never.max_connection_age, None);
         let config =
             ServiceConfig::from_source("catalog", &env(&[("MERCATO_OUTBOX_RETENTION_HOURS", "1")]))
                 .unwrap();

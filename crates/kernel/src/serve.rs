@@ -314,8 +314,14 @@ impl ServiceHost {
         // own; without it a small answer can sit in Nagle's buffer until the caller's delayed
         // ACK, 40 ms later.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        if let Some(age) = self.config.max_connection_age {
+            builder = builder
+                .max_connection_age(jittered(age))
+                .max_connection_age_grace(self.config.max_connection_age_grace);
+        }
+        let server = builder
             .layer(layers)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, self.signal.clone().requested());
@@ -330,6 +336,12 @@ impl ServiceHost {
             relay,
         })
     }
+}
+
+/// `age` ± 10 %, drawn once per process: replicas started together do not all send their
+/// clients away at the same moment.
+fn jittered(age: Duration) -> Duration {
+    age.mul_f64(rand::random_range(0.9..=1.1))
 }
 
 /// A started service.

@@ -77,3 +77,23 @@ async fn a_message_over_the_configured_limit_is_resource_exhausted() {
     let status = raw_grpc(catalog.running.grpc_addr, LIST, grpc_frame(&big), None).await;
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 }
+
+#[tokio::test]
+async fn a_connection_past_its_maximum_age_is_sent_away() {
+    let catalog = TestCatalog::start_with(&[
+        ("MERCATO_MAX_CONNECTION_AGE_SECS", "1"),
+        ("MERCATO_MAX_CONNECTION_AGE_GRACE_SECS", "1"),
+    ])
+    .await;
+    let tcp = tokio::net::TcpStream::connect(catalog.running.grpc_addr)
+        .await
+        .unwrap();
+    let (_client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let opened = std::time::Instant::now();
+    // The connection future ends when the server closes the connection (GOAWAY first).
+    tokio::time::timeout(std::time::Duration::from_secs(10), connection)
+        .await
+        .expect("closed within age + grace")
+        .ok();
+    assert!(opened.elapsed() >= std::time::Duration::from_millis(800));
+}
