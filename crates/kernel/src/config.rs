@@ -151,8 +151,11 @@ pub struct ServiceConfig {
     pub max_message_bytes: usize,
     /// Age after which the server asks a client connection to go away (GOAWAY), so callers
     /// that balance per connection (grpcurl, generated clients behind a load balancer)
-    /// spread over replicas again (`MERCATO_MAX_CONNECTION_AGE_SECS`, default 600, ± 10 %
-    /// per process; 0 keeps connections forever).
+    /// spread over replicas again (`MERCATO_MAX_CONNECTION_AGE_SECS`, ± 10 % per process;
+    /// default 0: connections are kept). Off by default because a tonic client, which every
+    /// service's peer calls use, fails the one call that meets a connection being sent away
+    /// (it has no transparent retry); grpc-go, grpc-java and grpcio clients move over
+    /// without failing, and the gateway's upstreams do too.
     pub max_connection_age: Option<Duration>,
     /// How long calls in flight on a connection past its age may still finish before it is
     /// closed (`MERCATO_MAX_CONNECTION_AGE_GRACE_SECS`, default 30).
@@ -261,7 +264,7 @@ impl ServiceConfig {
                 .seconds_or("MERCATO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
             max_message_bytes: vars.parse_or("MERCATO_MAX_MESSAGE_BYTES", 4 * 1024 * 1024)?,
             max_connection_age: Some(
-                vars.seconds_or("MERCATO_MAX_CONNECTION_AGE_SECS", Duration::from_secs(600))?,
+                vars.seconds_or("MERCATO_MAX_CONNECTION_AGE_SECS", Duration::ZERO)?,
             )
             .filter(|age| !age.is_zero()),
             max_connection_age_grace: vars.seconds_or(
