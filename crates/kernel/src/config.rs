@@ -339,13 +339,13 @@ mod tests {
         assert_eq!(config.redis_prefix, "mercato:catalog:");
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.outbox_retention, Duration::from_secs(72 * 3600));
-        assert_eq!(config.max_connection_age, Some(Duration::from_secs(600)));
-        let never = ServiceConfig::from_source(
+        assert_eq!(config.max_connection_age, None);
+        let aged = ServiceConfig::from_source(
             "catalog",
-            &env(&[("MERCATO_MAX_CONNECTION_AGE_SECS", "0")]),
+            &env(&[("MERCATO_MAX_CONNECTION_AGE_SECS", "600")]),
         )
         .unwrap();
-        assert_eq!(never.max_connection_age, None);
+        assert_eq!(aged.max_connection_age, Some(Duration::from_secs(600)));
         let config =
             ServiceConfig::from_source("catalog", &env(&[("MERCATO_OUTBOX_RETENTION_HOURS", "1")]))
                 .unwrap();
