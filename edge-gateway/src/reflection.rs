@@ -29,10 +29,16 @@ pub fn public_descriptor_set(
     Ok(set)
 }
 
+/// Where a kept service went: its new index, and its methods' new indexes (`None`: removed).
+struct Kept {
+    index: i32,
+    methods: Vec<Option<i32>>,
+}
+
 fn keep_public(file: &mut FileDescriptorProto, contracts: &Contracts) {
     let package = file.package().to_owned();
     // Old index → new index, per service, and per method of each kept service.
-    let mut services: Vec<Option<(i32, Vec<Option<i32>>)>> = Vec::new();
+    let mut services: Vec<Option<Kept>> = Vec::new();
     let mut kept = Vec::new();
     for service in std::mem::take(&mut file.service) {
         let full_name = if package.is_empty() {
@@ -54,7 +60,7 @@ fn keep_public(file: &mut FileDescriptorProto, contracts: &Contracts) {
             services.push(None);
         } else {
             let index = i32::try_from(kept.len()).unwrap_or(i32::MAX);
-            services.push(Some((index, methods)));
+            services.push(Some(Kept { index, methods }));
             kept.push(service);
         }
     }
@@ -66,18 +72,19 @@ fn keep_public(file: &mut FileDescriptorProto, contracts: &Contracts) {
 }
 
 /// Points a source location at the element's new index; false when the element is gone.
-fn renumber(path: &mut [i32], services: &[Option<(i32, Vec<Option<i32>>)>]) -> bool {
+fn renumber(path: &mut [i32], services: &[Option<Kept>]) -> bool {
     if path.first() != Some(&SERVICE_FIELD) || path.len() < 2 {
         return true;
     }
-    let Some(Some((service, methods))) =
-        usize::try_from(path[1]).ok().and_then(|i| services.get(i))
-    else {
+    let Some(Some(kept)) = usize::try_from(path[1]).ok().and_then(|i| services.get(i)) else {
         return false;
     };
-    path[1] = *service;
+    path[1] = kept.index;
     if path.len() >= 4 && path[2] == METHOD_FIELD {
-        match usize::try_from(path[3]).ok().and_then(|i| methods.get(i)) {
+        match usize::try_from(path[3])
+            .ok()
+            .and_then(|i| kept.methods.get(i))
+        {
             Some(Some(method)) => path[3] = *method,
             _ => return false,
         }
