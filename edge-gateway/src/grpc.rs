@@ -1,9 +1,12 @@
 //! Native gRPC passthrough: a request for `/package.Service/Method` is admitted by the
-//! [`Gate`], then streamed to the owning component without being decoded; the response
-//! (messages, trailers, status details) streams back untouched. gRPC-web requests reach this
-//! same service after tonic-web has turned them into gRPC.
+//! [`Gate`], its one request message is read whole and its framing checked ([`crate::body`],
+//! [`crate::framing`]: the caller's mistakes are answered here), then it goes to the owning
+//! component without being decoded; the response (messages, trailers, status details)
+//! streams back untouched. gRPC-web requests reach this same service after tonic-web has
+//! turned them into gRPC.
 //!
-//! Paths no contract declares are the gateway's own services: health and reflection.
+//! Paths no contract declares are the gateway's own services: health (a public service's
+//! health is forwarded to its upstream, see [`crate::health`]) and reflection.
 
 use std::convert::Infallible;
 use std::pin::Pin;
