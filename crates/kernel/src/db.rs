@@ -58,7 +58,13 @@ pub async fn connect(
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
-/// Applies the kernel's and the service's pending migrations.
+/// The advisory lock replicas of a service take to migrate its database one at a time
+/// (advisory locks are per database, so one key serves every service).
+const MIGRATION_LOCK: i64 = 0x6d65_7263_6174_6f00; // "mercato\0"
+
+/// Applies the kernel's and the service's pending migrations, holding [`MIGRATION_LOCK`]:
+/// replicas starting together migrate one after the other, and the later ones find nothing
+/// left to do instead of failing on tables the first one just created.
 pub async fn migrate(url: &str, migrations: EmbeddedMigrations) -> Result<(), DbError> {
     let url = url.to_owned();
     // diesel's migration harness is synchronous; the wrapper drives the async connection on a
@@ -66,11 +72,26 @@ pub async fn migrate(url: &str, migrations: EmbeddedMigrations) -> Result<(), Db
     tokio::task::spawn_blocking(move || {
         let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
             diesel::Connection::establish(&url)?;
-        for source in [KERNEL_MIGRATIONS, migrations] {
-            conn.run_pending_migrations(source)
-                .map_err(|e| DbError::Migration(e.to_string()))?;
-        }
-        Ok(())
+        // Session-level: released by the unlock below, or by Postgres when the connection
+        // ends (a replica killed mid-migration holds nobody up).
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK),
+            &mut conn,
+        )?;
+        let migrated = [KERNEL_MIGRATIONS, migrations]
+            .into_iter()
+            .try_for_each(|source| {
+                conn.run_pending_migrations(source)
+                    .map(drop)
+                    .map_err(|e| DbError::Migration(e.to_string()))
+            });
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK),
+            &mut conn,
+        )?;
+        migrated
     })
     .await
     .map_err(|e| DbError::Migration(e.to_string()))?
@@ -110,9 +131,11 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
             .await
         {
             Ok(_) => tracing::info!(database = %name, "created database"),
-            // Another replica (or test) created it first.
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("already exists") => {}
+            // Another replica (or test) created it first: "already exists" once it has
+            // committed, a unique violation on pg_database while both are creating.
+            Err(diesel::result::Error::DatabaseError(kind, info))
+                if info.message().contains("already exists")
+                    || matches!(kind, diesel::result::DatabaseErrorKind::UniqueViolation) => {}
             Err(err) => return Err(err.into()),
         }
     }

@@ -6,6 +6,7 @@ pub use mercato_testkit::{assert_code, violated_fields};
 
 mod cache_and_events;
 mod products;
+mod replicas;
 mod wire;
 
 use std::collections::HashMap;
