@@ -584,3 +584,60 @@ async fn reflection_describes_the_public_rpcs_and_no_service_only_one() {
         assert!(not_found, "{internal}: {answer:?}");
     }
 }
+
+#[tokio::test]
+async fn only_the_gateways_own_deadline_counts_towards_the_circuit() {
+    let identity = TestIdentity::start().await;
+    let (_stub, url) = CatchAll::start().await;
+    let gw = gateway(
+        &identity.url(),
+        &[("catalog", url)],
+        &[("MERCATO_UNARY_TIMEOUT_MS", "100")],
+    )
+    .await;
+    let mut catalog = CatalogServiceClient::new(grpc(gw.addr).await);
+    let slow = |grpc_timeout: Option<&'static str>| {
+        let mut request = tonic::Request::new(GetProductRequest { id: "x".into() });
+        request
+            .metadata_mut()
+            .insert("x-stub-delay-ms", "2000".parse().unwrap());
+        if let Some(timeout) = grpc_timeout {
+            request
+                .metadata_mut()
+                .insert("grpc-timeout", timeout.parse().unwrap());
+        }
+        request
+    };
+
+    // Callers whose own short deadlines expire: their budget, not the upstream's health.
+    // (The client library ends the call itself at its deadline, as the gateway does.)
+    for _ in 0..6 {
+        let status = catalog
+            .get_product(slow(Some("50m")))
+            .await
+            .expect_err("past its deadline");
+        assert!(
+            matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{status:?}"
+        );
+    }
+    catalog
+        .get_product(GetProductRequest { id: "x".into() })
+        .await
+        .expect("the circuit is closed");
+
+    // Calls outliving the gateway's own deadline: the upstream is not answering.
+    for _ in 0..5 {
+        assert_code(
+            catalog.get_product(slow(None)).await,
+            Code::DeadlineExceeded,
+        );
+    }
+    let refused = assert_code(
+        catalog
+            .get_product(GetProductRequest { id: "x".into() })
+            .await,
+        Code::Unavailable,
+    );
+    assert!(refused.message().contains("catalog"), "{refused:?}");
+}
