@@ -7,8 +7,10 @@
 //! domain named `<NAMESPACE>_<DOMAIN>`. The namespace (`MERCATO_NAMESPACE`) keeps parallel
 //! tests and deployments apart on one NATS server.
 
+pub mod changes;
 pub mod consumer;
 pub mod outbox;
 pub mod stream;
 
+pub use changes::{ChangeFeed, change_subject};
 pub use stream::{event_subject, stream_name};

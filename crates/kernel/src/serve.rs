@@ -41,6 +41,9 @@ pub enum ServeError {
     /// NATS URL unusable.
     #[error("nats: {0}")]
     Nats(String),
+    /// A change feed could not be shared with the other replicas.
+    #[error(transparent)]
+    ChangeFeed(#[from] crate::events::changes::ChangeFeedError),
     /// Token verification could not be set up.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
@@ -202,6 +205,24 @@ impl ServiceHost {
         config.max_attempts = self.config.event_max_attempts.max(1);
         config.backoff = self.config.event_backoff;
         self.consumer = Some((config, projector));
+        Ok(self)
+    }
+
+    /// Shares `feed` with every other replica of the service over NATS (see
+    /// [`crate::events::changes`]), as the changes of `topic`.
+    pub async fn with_change_feed<T>(
+        mut self,
+        topic: &str,
+        feed: &crate::events::ChangeFeed<T>,
+    ) -> Result<Self, ServeError>
+    where
+        T: prost::Message + Default + Send + Sync + 'static,
+    {
+        let client = self.nats_client().await?;
+        self.nats = Some(client.clone());
+        let subject =
+            crate::events::change_subject(&self.config.namespace, &self.config.service, topic);
+        feed.share(client, subject, self.signal.clone()).await?;
         Ok(self)
     }
 

@@ -1,7 +1,7 @@
 //! Mercato notification: what would be e-mailed to a user, written from integration events
 //! (UserRegistered, order and payment events) into Postgres by the kernel's idempotent
 //! consumer, one notification per event; served by ListNotifications, MarkRead and
-//! StreamNotifications (a live feed from one in-process broadcast channel).
+//! StreamNotifications (a live feed every replica shares).
 //!
 //! Rebuilding: start with `--rebuild` (see `main.rs`) to forget the consumer positions and
 //! replay every stream; notifications are keyed by event id, so only missing ones are written
@@ -47,6 +47,8 @@ pub async fn start_with(
         .with_database(MIGRATIONS)
         .await?
         .with_event_consumer(&projector::DOMAINS, projector)
+        .await?
+        .with_change_feed("notifications", live.changes())
         .await?;
     if options.rebuild {
         host.rebuild_projection().await?;

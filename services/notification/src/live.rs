@@ -1,17 +1,14 @@
-//! The live feed behind StreamNotifications: ONE broadcast channel for the whole process, fed
-//! by the projector after each commit, which every open stream filters for its caller. No
-//! stream ever polls the database.
-//!
-//! The feed is per process: a stream sees the notifications projected by its own replica,
-//! which is why the deployment runs one replica (see `k8s/base/notification`).
+//! The live feed behind StreamNotifications: one feed for the whole service, fed by the
+//! projector after each commit and shared with every replica through the kernel's change
+//! feed, which every open stream filters for its caller. No stream ever polls the database,
+//! and a stream on one replica gets what another one projected.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::Stream;
 use mercato::pb::notification::v1::{Notification, StreamNotificationsResponse};
+use mercato_kernel::events::ChangeFeed;
 use mercato_kernel::shutdown::ShutdownSignal;
-use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tonic::Status;
@@ -26,7 +23,7 @@ pub type NotificationStream =
 /// The process-wide feed of new notifications.
 #[derive(Debug, Clone)]
 pub struct LiveFeed {
-    sender: broadcast::Sender<Arc<Notification>>,
+    changes: ChangeFeed<Notification>,
 }
 
 impl Default for LiveFeed {
@@ -38,19 +35,24 @@ impl Default for LiveFeed {
 impl LiveFeed {
     /// A feed keeping up to `capacity` notifications for slow streams.
     pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
+        Self {
+            changes: ChangeFeed::new(capacity),
+        }
     }
 
-    /// Hands a new notification to every open stream.
+    /// The feed to share with the other replicas.
+    pub fn changes(&self) -> &ChangeFeed<Notification> {
+        &self.changes
+    }
+
+    /// Hands a new notification to every open stream, on every replica.
     pub fn publish(&self, notification: Notification) {
-        // An error only means nobody is listening right now, which is fine.
-        let _ = self.sender.send(Arc::new(notification));
+        self.changes.publish(notification);
     }
 
     /// The notifications for `user_id` published from now on, until `shutdown`.
     pub fn subscribe(&self, user_id: String, shutdown: ShutdownSignal) -> NotificationStream {
-        let updates = BroadcastStream::new(self.sender.subscribe());
+        let updates = BroadcastStream::new(self.changes.subscribe());
         let mine = tokio_stream::StreamExt::filter_map(updates, move |update| match update {
             Ok(notification) if notification.user_id == user_id => {
                 Some(Ok(StreamNotificationsResponse {

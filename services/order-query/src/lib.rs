@@ -1,7 +1,7 @@
 //! Mercato order-query: the read side of orders. Order and payment events are projected into
 //! a denormalized Postgres model (order, lines, status history, payment) by the kernel's
 //! idempotent consumer; GetOrder is cached in Redis, ListOrders pages newest first, and
-//! WatchOrder streams every projected change from an in-process broadcast feed.
+//! WatchOrder streams every projected change, whichever replica projected it.
 
 pub mod api;
 pub mod cache;
@@ -58,6 +58,8 @@ pub async fn start_with(
     let projector = projector::OrderProjector::new(host.db()?, cache.clone(), feed.clone());
     let host = host
         .with_event_consumer(&SOURCES, Arc::new(projector))
+        .await?
+        .with_change_feed("orders", feed.changes())
         .await?;
     if options.rebuild {
         host.rebuild_projection().await?;

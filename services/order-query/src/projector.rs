@@ -168,9 +168,8 @@ impl Projector for OrderProjector {
         match fresh {
             Ok(Some(view)) => {
                 self.cache.put(&view.id, &view).await;
-                if self.feed.is_watched() {
-                    self.feed.publish(view);
-                }
+                // Published whether or not anyone watches here: another replica may.
+                self.feed.publish(view);
             }
             // A payment event ahead of its order: nothing to show yet.
             Ok(None) => self.cache.invalidate(&order_id.to_string()).await,

@@ -1,9 +1,11 @@
-//! The feed of projected changes behind WatchOrder: one broadcast channel for the whole
-//! service, fed by the projector after each commit, so a watcher never polls the database.
+//! The feed of projected changes behind WatchOrder, fed by the projector after each commit
+//! (so a watcher never polls the database) and shared with every replica through the
+//! kernel's change feed: a watcher on one replica sees what another one projected.
 
 use std::sync::Arc;
 
 use mercato::pb::orderquery::v1::OrderView;
+use mercato_kernel::events::ChangeFeed;
 use tokio::sync::{Mutex, MutexGuard, broadcast};
 
 /// How many changes a slow watcher may fall behind before it re-reads the order.
@@ -12,7 +14,7 @@ pub const FEED_CAPACITY: usize = 1024;
 /// New order states, as projected.
 #[derive(Clone)]
 pub struct OrderFeed {
-    tx: broadcast::Sender<Arc<OrderView>>,
+    changes: ChangeFeed<OrderView>,
     /// Held while a state is read and published (projector), and while a new watcher
     /// subscribes and reads its first state: a watcher then never receives a state older
     /// than the one it started from, nor misses one in between.
@@ -22,9 +24,8 @@ pub struct OrderFeed {
 impl OrderFeed {
     /// A feed keeping up to `capacity` changes per lagging receiver.
     pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity);
         Self {
-            tx,
+            changes: ChangeFeed::new(capacity),
             serial: Arc::new(Mutex::new(())),
         }
     }
@@ -34,19 +35,18 @@ impl OrderFeed {
         self.serial.lock().await
     }
 
-    /// Whether anyone is watching (the projector skips work otherwise).
-    pub fn is_watched(&self) -> bool {
-        self.tx.receiver_count() > 0
+    /// The feed to share with the other replicas.
+    pub fn changes(&self) -> &ChangeFeed<OrderView> {
+        &self.changes
     }
 
-    /// Announces the new state of an order.
+    /// Announces the new state of an order, here and to the other replicas.
     pub fn publish(&self, view: OrderView) {
-        // No receiver is not an error: nobody is watching right now.
-        let _ = self.tx.send(Arc::new(view));
+        self.changes.publish(view);
     }
 
-    /// Every change from now on.
+    /// Every change from now on, whichever replica projected it.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<OrderView>> {
-        self.tx.subscribe()
+        self.changes.subscribe()
     }
 }

@@ -74,3 +74,67 @@ async fn a_stream_does_not_replay_older_notifications() {
         "the welcome and the older order are not sent"
     );
 }
+
+#[tokio::test]
+async fn a_stream_on_one_replica_gets_what_the_other_one_projected() {
+    let a = TestNotification::start().await;
+    let config = mercato_kernel::ServiceConfig::from_source("notification", &a.env).unwrap();
+    let b = notification::start(config).await.unwrap();
+    let (user, token) = a.customer().await;
+    let mut stream = a
+        .client()
+        .await
+        .stream_notifications(authed(StreamNotificationsRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Both replicas pull from the one durable consumer; each notification reaches the
+    // stream on A, whichever of them wrote it.
+    let ns = a.namespace();
+    let mut expected = Vec::new();
+    for _ in 0..8 {
+        let order = uuid::Uuid::now_v7().to_string();
+        expected.push(
+            publish_event(ns, &order, &events::confirmed(&order, &user), None)
+                .await
+                .id,
+        );
+    }
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a notification within 10 s")
+            .unwrap()
+            .unwrap();
+        got.push(next.notification.unwrap().id);
+    }
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+
+    // Deterministically: a notification announced by another replica's feed (this one
+    // plays it) reaches A's stream.
+    let other =
+        mercato_kernel::events::ChangeFeed::<mercato::pb::notification::v1::Notification>::new(8);
+    let (_trigger, signal) = mercato_kernel::shutdown::channel();
+    let nats = async_nats::connect(mercato_testkit::nats_url())
+        .await
+        .unwrap();
+    let subject = mercato_kernel::events::change_subject(ns, "notification", "notifications");
+    other.share(nats, subject, signal).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.publish(mercato::pb::notification::v1::Notification {
+        id: "from-b".into(),
+        user_id: user.clone(),
+        ..Default::default()
+    });
+    let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the other replica's notification within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.notification.unwrap().id, "from-b");
+    b.stop().await.unwrap();
+}

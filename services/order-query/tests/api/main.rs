@@ -8,6 +8,7 @@ pub use mercato_testkit::assert_code;
 mod cache;
 mod events;
 mod reads;
+mod replicas;
 mod watch;
 
 use std::collections::HashMap;
