@@ -474,17 +474,24 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let drain = Arc::new(tokio::sync::Notify::new());
+        let slow_started = Arc::new(tokio::sync::Notify::new());
         let server = {
             let drain = drain.clone();
+            let slow_started = slow_started.clone();
             tokio::spawn(async move {
                 while let Ok((tcp, _)) = listener.accept().await {
                     let drain = drain.clone();
+                    let slow_started = slow_started.clone();
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(|req: Request<_>| async move {
-                            if req.uri().path() == "/slow" {
-                                tokio::time::sleep(Duration::from_millis(500)).await;
+                        let service = hyper::service::service_fn(move |req: Request<_>| {
+                            let slow_started = slow_started.clone();
+                            async move {
+                                if req.uri().path() == "/slow" {
+                                    slow_started.notify_one();
+                                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                                }
+                                Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
                             }
-                            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
                         });
                         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                             .serve_connection(TokioIo::new(tcp), service);
@@ -510,9 +517,11 @@ mod tests {
                 connection.send(request).await.map(|r| r.status())
             })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        slow_started.notified().await;
         drain.notify_waiters();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Both GOAWAY frames (and the PING between them) are a loopback round trip; the slow
+        // call keeps the first connection open well past this.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         // The first connection is draining: new calls go onto a second one.
         for _ in 0..3 {
             assert_eq!(connection.send(get()).await.unwrap().status(), 200);
