@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::Settings;
 use crate::domain::{NewUser, parse_client_name, parse_user_roles};
+use crate::hashing::{HashError, Hasher};
 use crate::store::{self, ClientRow, UserRow};
 use crate::tokens;
 
@@ -23,15 +24,23 @@ use crate::tokens;
 #[derive(Clone)]
 pub struct IdentityApi {
     db: DbPool,
+    hasher: Hasher,
     settings: Arc<Settings>,
     outbox: OutboxNotifier,
 }
 
 impl IdentityApi {
-    /// A service over `db` signing with the keys in `settings`.
-    pub fn new(db: DbPool, settings: Arc<Settings>, outbox: OutboxNotifier) -> Self {
+    /// A service over `db` signing with the keys in `settings`, hashing passwords with
+    /// `hasher`.
+    pub fn new(
+        db: DbPool,
+        hasher: Hasher,
+        settings: Arc<Settings>,
+        outbox: OutboxNotifier,
+    ) -> Self {
         Self {
             db,
+            hasher,
             settings,
             outbox,
         }
@@ -112,20 +121,25 @@ impl IdentityApi {
             violations.add("password", "credentials too long");
         }
         violations.into_result()?;
-        let mut conn = self.conn().await?;
-        let user = store::user_by_email(&mut conn, grant.email.trim())
-            .await
-            .map_err(error::database)?;
+        // The connection goes back to the pool before hashing: a verification takes tens of
+        // milliseconds (longer while queued for a permit), and a pool of a few connections
+        // held by hashes would answer every other request "database is unavailable".
+        let user = {
+            let mut conn = self.conn().await?;
+            store::user_by_email(&mut conn, grant.email.trim())
+                .await
+                .map_err(error::database)?
+        };
         let hash = user.as_ref().map(|u| u.password_hash.clone());
-        if !tokens::verify_password(grant.password.into_bytes(), hash).await {
-            return Err(error::unauthenticated(
-                "INVALID_CREDENTIALS",
-                "invalid e-mail or password",
-            ));
-        }
-        let user = user.ok_or_else(|| {
+        let matches = self
+            .hasher
+            .verify(grant.password.into_bytes(), hash)
+            .await
+            .map_err(HashError::into_status)?;
+        let user = user.filter(|_| matches).ok_or_else(|| {
             error::unauthenticated("INVALID_CREDENTIALS", "invalid e-mail or password")
         })?;
+        let mut conn = self.conn().await?;
         let refresh = self
             .new_refresh_token(&mut conn, Uuid::now_v7(), user.id)
             .await
@@ -280,9 +294,11 @@ impl IdentityService for IdentityApi {
         let req = request.into_inner();
         let new = NewUser::parse(&req.email, &req.password, &req.display_name)
             .map_err(FieldViolations::into_status)?;
-        let hash = tokens::hash_password(new.password.as_bytes().to_vec())
+        let hash = self
+            .hasher
+            .hash(new.password.as_bytes().to_vec())
             .await
-            .map_err(error::internal)?;
+            .map_err(HashError::into_status)?;
         let mut conn = self.conn().await?;
         let user = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod hashing;
 pub mod keys;
 pub mod schema;
 pub mod store;
@@ -40,6 +41,9 @@ pub struct Settings {
     /// Service accounts provisioned at start-up (`MERCATO_SERVICE_CLIENTS`), so a deployment
     /// can hand each service its credentials from a Secret before anyone can call CreateClient.
     pub service_clients: Vec<BootstrapClient>,
+    /// How much Argon2id hashing may run at once and how long a request queues for it
+    /// (`MERCATO_IDENTITY_HASH_MEMORY_MIB`, `MERCATO_IDENTITY_HASH_MAX_WAIT_MS`).
+    pub hashing: hashing::HashLimits,
 }
 
 /// A service account given in configuration: `name:client_id:client_secret`.
@@ -151,6 +155,16 @@ impl Settings {
             )?,
             admin,
             service_clients: parse_service_clients(&vars.get_or("MERCATO_SERVICE_CLIENTS", ""))?,
+            hashing: hashing::HashLimits {
+                memory_budget_mib: vars.parse_or(
+                    "MERCATO_IDENTITY_HASH_MEMORY_MIB",
+                    hashing::DEFAULT_MEMORY_BUDGET_MIB,
+                )?,
+                max_wait: Duration::from_millis(vars.parse_or(
+                    "MERCATO_IDENTITY_HASH_MAX_WAIT_MS",
+                    u64::try_from(hashing::DEFAULT_MAX_WAIT.as_millis()).unwrap_or(3000),
+                )?),
+            },
         })
     }
 }
@@ -166,14 +180,15 @@ pub async fn start(
         .with_event_relay("identity")
         .await?;
     let db = host.db()?;
+    let hasher = hashing::Hasher::new(settings.hashing);
     if let Some((email, password)) = &settings.admin {
-        ensure_admin(&db, email, password).await?;
+        ensure_admin(&db, &hasher, email, password).await?;
     }
     for client in &settings.service_clients {
         ensure_client(&db, client).await?;
     }
     let verifier = Verifier::with_keys(std::slice::from_ref(settings.keys.jwk()), &settings.issuer);
-    let api = api::IdentityApi::new(db, Arc::new(settings), host.outbox.clone());
+    let api = api::IdentityApi::new(db, hasher, Arc::new(settings), host.outbox.clone());
     let max = host.config.max_message_bytes;
     let services = Services::new().add_service(
         IdentityServiceServer::new(api)
@@ -208,6 +223,7 @@ async fn ensure_client(
 /// Creates the administrator on first start; an existing account is left as it is.
 async fn ensure_admin(
     db: &mercato_kernel::db::DbPool,
+    hasher: &hashing::Hasher,
     email: &str,
     password: &str,
 ) -> Result<(), StartError> {
@@ -224,7 +240,8 @@ async fn ensure_admin(
     {
         return Ok(());
     }
-    let hash = tokens::hash_password(new.password.as_bytes().to_vec())
+    let hash = hasher
+        .hash(new.password.as_bytes().to_vec())
         .await
         .map_err(|e| StartError::Admin(e.to_string()))?;
     let created = store::insert_user(

@@ -1,5 +1,6 @@
 //! Token material: access-token claims, opaque refresh tokens and client secrets (random,
-//! stored only as SHA-256 hashes), and Argon2id password hashing off the async runtime.
+//! stored only as SHA-256 hashes), and Argon2id password hashing (run through
+//! [`crate::hashing`], which bounds its memory).
 
 use argon2::{Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _};
 use base64::Engine as _;
@@ -30,33 +31,31 @@ pub fn hashes_match(a: &[u8], b: &[u8]) -> bool {
 #[error("password hashing: {0}")]
 pub struct HashError(String);
 
-/// Argon2id hash (PHC string) of `password`, computed on a blocking thread.
-pub async fn hash_password(password: Vec<u8>) -> Result<String, HashError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(&password)
-            .map(|hash| hash.to_string())
-            .map_err(|e| HashError(e.to_string()))
-    })
-    .await
-    .map_err(|e| HashError(e.to_string()))?
+impl HashError {
+    /// A failure described by `cause`.
+    pub fn new(cause: impl std::fmt::Display) -> Self {
+        Self(cause.to_string())
+    }
+}
+
+/// Argon2id hash (PHC string) of `password`. Blocking and memory-hungry (19 MiB): run it
+/// through [`crate::hashing::Hasher`], which bounds how many run at once.
+pub fn hash_password(password: &[u8]) -> Result<String, HashError> {
+    Argon2::default()
+        .hash_password(password)
+        .map(|hash| hash.to_string())
+        .map_err(HashError::new)
 }
 
 /// Whether `password` matches the stored PHC `hash`. With `hash = None` (unknown user) a
 /// dummy verification still runs, so response time does not reveal which e-mails exist.
-pub async fn verify_password(password: Vec<u8>, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let stored = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let Ok(parsed) = PasswordHash::new(&stored) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(&password, &parsed)
-            .is_ok()
-            && stored != DUMMY_HASH
-    })
-    .await
-    .unwrap_or(false)
+/// Blocking and memory-hungry like [`hash_password`].
+pub fn verify_password(password: &[u8], hash: Option<&str>) -> bool {
+    let stored = hash.unwrap_or(DUMMY_HASH);
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    Argon2::default().verify_password(password, &parsed).is_ok() && hash.is_some()
 }
 
 /// A valid Argon2id hash of a random password nobody knows.
@@ -66,15 +65,13 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_password_verifies_against_its_hash_only() {
-        let hash = hash_password(b"correct horse battery".to_vec())
-            .await
-            .unwrap();
+    #[test]
+    fn a_password_verifies_against_its_hash_only() {
+        let hash = hash_password(b"correct horse battery").unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(b"correct horse battery".to_vec(), Some(hash.clone())).await);
-        assert!(!verify_password(b"wrong horse battery".to_vec(), Some(hash)).await);
-        assert!(!verify_password(b"anything".to_vec(), None).await);
+        assert!(verify_password(b"correct horse battery", Some(&hash)));
+        assert!(!verify_password(b"wrong horse battery", Some(&hash)));
+        assert!(!verify_password(b"anything", None));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub use mercato_testkit::{assert_code, violated_fields};
 
 mod auth;
 mod bad_input;
+mod hashing;
 mod tokens;
 
 use mercato::pb::identity::v1::{
