@@ -198,3 +198,23 @@ async fn an_upstreams_own_decode_error_passes_through_unchanged() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_nul_in_rest_json_is_a_400_naming_the_field_not_a_500() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(&identity.url(), &[], &[]).await;
+    let http = Http::new(gw.addr);
+    let login = serde_json::json!({
+        "password": {"email": "ann\u{0}@example.com", "password": "correct-horse-battery"}
+    });
+    let reply = http.call("POST", "/v1/auth/token", None, Some(login)).await;
+    expect_status(&reply, 400);
+    let body = reply.json();
+    assert_eq!(body["code"], 3, "{body}");
+    assert_eq!(
+        body["message"],
+        "invalid password.email: must not contain NUL characters"
+    );
+    let violation = &body["details"][0]["fieldViolations"][0];
+    assert_eq!(violation["field"], "password.email", "{body}");
+}
