@@ -1,5 +1,6 @@
 //! The client stack every service-to-service call goes through, as tower layers around a
-//! lazily connected, HTTP/2-multiplexed tonic channel:
+//! [`balance::Balancer`] over the peer's endpoints (one lazily connected, HTTP/2-multiplexed
+//! tonic channel each, a choice per call):
 //!
 //! 1. [`guard`]: whatever goes wrong below becomes a gRPC status the caller can act on —
 //!    a peer that cannot be reached is a clear UNAVAILABLE naming the peer.
@@ -9,8 +10,10 @@
 //! 3. [`tokens`]: the service's own client-credentials token, unless the request already
 //!    carries one (a call made on behalf of the end user).
 //! 4. [`retry`]: retries only for RPCs the contracts declare idempotent, only on
-//!    UNAVAILABLE, with jittered back-off and a budget so retries cannot amplify an outage.
+//!    UNAVAILABLE, with jittered back-off and a budget so retries cannot amplify an outage;
+//!    the balancer sends a retry to another endpoint than the one that just failed.
 
+pub mod balance;
 pub mod context;
 pub mod guard;
 pub mod idempotency;
@@ -20,7 +23,7 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tower::util::BoxCloneSyncService;
 
 use crate::config::ServiceConfig;
@@ -71,7 +74,7 @@ impl Peers {
     pub fn new(config: &ServiceConfig) -> Result<Self, ClientError> {
         let tokens = match &config.client_credentials {
             Some(credentials) => Some(Arc::new(ServiceTokens::new(
-                endpoint("identity", &config.identity_url)?.connect_lazy(),
+                balance::Balancer::new("identity", &config.identity_url, Arc::new(settings))?,
                 credentials.clone(),
             ))),
             None => {
@@ -89,39 +92,51 @@ impl Peers {
         })
     }
 
-    /// The stacked channel to `peer` (connected on first use, reconnected as needed).
+    /// The stacked channel to `peer`, balanced per call over every endpoint its upstream
+    /// names (each connected on first use, reconnected as needed).
     pub fn channel(&self, peer: &str) -> Result<PeerChannel, ClientError> {
         let url = self
             .upstreams
             .get(peer)
             .ok_or_else(|| ClientError::UnknownPeer(peer.to_owned()))?;
-        let channel = endpoint(peer, url)?.connect_lazy();
-        Ok(stack(peer, channel, self.tokens.clone(), self.call_timeout))
+        let balancer = balance::Balancer::new(peer, url, Arc::new(settings))?;
+        Ok(stack(
+            peer,
+            balancer,
+            self.tokens.clone(),
+            self.call_timeout,
+        ))
     }
 }
 
-fn endpoint(peer: &str, url: &str) -> Result<Endpoint, ClientError> {
-    let invalid = |reason: String| ClientError::InvalidUrl {
-        peer: peer.to_owned(),
-        url: url.to_owned(),
-        reason,
-    };
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| invalid(e.to_string()))?
+/// The connection settings of every endpoint of every peer.
+fn settings(endpoint: Endpoint) -> Endpoint {
+    endpoint
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true)
 }
 
-/// Applies the stack to `channel`.
-pub fn stack(
+/// Applies the stack to `channel` (a [`balance::Balancer`], or any channel in tests).
+pub fn stack<S>(
     peer: &str,
-    channel: Channel,
+    channel: S,
     tokens: Option<Arc<ServiceTokens>>,
     call_timeout: Duration,
-) -> PeerChannel {
+) -> PeerChannel
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
     let service = tower::ServiceBuilder::new()
         .layer(guard::GuardLayer::new(peer))
         .layer(context::ContextLayer::new(call_timeout))
@@ -130,7 +145,7 @@ pub fn stack(
             idempotency::IdempotencyTable::global(),
             retry::RetryBudget::default(),
         ))
-        .map_err(BoxError::from)
+        .map_err(Into::<BoxError>::into)
         .service(channel);
     BoxCloneSyncService::new(service)
 }
@@ -199,7 +214,7 @@ mod tests {
     }
 
     fn client(url: &str, timeout: Duration) -> HealthClient<PeerChannel> {
-        let channel = endpoint("peer", url).unwrap().connect_lazy();
+        let channel = balance::Balancer::new("peer", url, Arc::new(settings)).unwrap();
         HealthClient::new(stack("peer", channel, None, timeout))
     }
 

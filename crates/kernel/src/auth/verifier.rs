@@ -11,7 +11,6 @@ use mercato::pb::identity::v1::identity_service_client::IdentityServiceClient;
 use mercato::pb::identity::v1::{GetJwksRequest, Jwk};
 use tokio::sync::{Mutex, RwLock};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
 
 use super::claims::{AUDIENCE, Claims};
 use super::principal::Principal;
@@ -65,7 +64,7 @@ pub struct Verifier {
 }
 
 struct Remote {
-    client: IdentityServiceClient<Channel>,
+    client: IdentityServiceClient<crate::client::balance::Balancer>,
     last_fetch: Mutex<Option<Instant>>,
 }
 
@@ -112,14 +111,20 @@ impl Verifier {
     /// A verifier that fetches the key set from identity at `identity_url` when it first
     /// needs it and whenever a token names an unknown key.
     pub fn remote(identity_url: &str, issuer: &str) -> Result<Arc<Self>, AuthError> {
-        let endpoint = Endpoint::from_shared(identity_url.to_owned())
-            .map_err(|e| AuthError::KeysUnavailable(format!("bad identity URL: {e}")))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(3));
+        let balancer = crate::client::balance::Balancer::new(
+            "identity",
+            identity_url,
+            Arc::new(|endpoint: tonic::transport::Endpoint| {
+                endpoint
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(Duration::from_secs(3))
+            }),
+        )
+        .map_err(|e| AuthError::KeysUnavailable(format!("bad identity URL: {e}")))?;
         Ok(Arc::new(Self {
             keys: RwLock::default(),
             remote: Some(Remote {
-                client: IdentityServiceClient::new(endpoint.connect_lazy()),
+                client: IdentityServiceClient::new(balancer),
                 last_fetch: Mutex::new(None),
             }),
             validation: validation(issuer),

@@ -13,7 +13,6 @@ use mercato::pb::identity::v1::{ClientCredentialsGrant, IssueTokenRequest, issue
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::body::Body;
-use tonic::transport::Channel;
 use tower::{Layer, Service, ServiceExt as _};
 
 use super::BoxError;
@@ -31,7 +30,7 @@ struct Cached {
 
 /// Fetches and caches the service's access token.
 pub struct ServiceTokens {
-    identity: IdentityServiceClient<Channel>,
+    identity: IdentityServiceClient<super::balance::Balancer>,
     credentials: ClientCredentials,
     cached: Mutex<Option<Cached>>,
 }
@@ -45,8 +44,8 @@ impl std::fmt::Debug for ServiceTokens {
 }
 
 impl ServiceTokens {
-    /// Tokens for `credentials` from identity at `identity`.
-    pub fn new(identity: Channel, credentials: ClientCredentials) -> Self {
+    /// Tokens for `credentials` from identity, at any of its endpoints.
+    pub fn new(identity: super::balance::Balancer, credentials: ClientCredentials) -> Self {
         Self {
             identity: IdentityServiceClient::new(identity),
             credentials,
