@@ -1,7 +1,10 @@
-//! One HTTP/2 connection per worker thread and component, discovered from
-//! `MERCATO_UPSTREAM_<SERVICE>` (defaults match the local ports and the k8s Service names,
-//! cleartext `http://` only, as the mesh speaks inside the cluster), wrapped in the parts of the
-//! kernel's client stack that suit a proxy: failures become UNAVAILABLE naming the peer
+//! Every endpoint of every component, from `MERCATO_UPSTREAM_<SERVICE>` (a comma-separated
+//! list of URLs whose names are resolved, so a headless Service stands for all its pods;
+//! defaults match the local ports; cleartext `http://` only, as the mesh speaks inside the
+//! cluster), with one HTTP/2 connection per endpoint and worker thread, and a choice per call
+//! by the kernel's balancer (power of two choices on calls in flight, failing endpoints
+//! ejected, removed ones drained). Around it, the parts of the kernel's client stack that
+//! suit a proxy: failures become UNAVAILABLE naming the peer
 //! (guard), RPCs the contracts mark idempotent are retried within a budget (retry), and a
 //! peer that keeps failing is cut off for a moment by a circuit breaker (breaker).
 //! Deadlines are the client's own (see [`crate::grpc`]); the client's token is forwarded as
@@ -18,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response, Uri};
+use mercato_kernel::client::balance::Balancer;
 use mercato_kernel::client::guard::GuardLayer;
 use mercato_kernel::client::idempotency::IdempotencyTable;
 use mercato_kernel::client::retry::{RetryBudget, RetryLayer};
@@ -61,11 +65,25 @@ fn channel(component: &str, url: &str, workers: usize) -> Result<Upstream, Clien
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
-    // A peer that is down must answer UNAVAILABLE quickly, not hang the client.
-    let target = Target::from_uri(&uri, Duration::from_secs(1)).map_err(invalid)?;
+    // Refused at start-up, with the reason, rather than on every call.
+    for each in url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let uri: Uri = each
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+        Target::from_uri(&uri, CONNECT_TIMEOUT).map_err(invalid)?;
+    }
+    let endpoints = Balancer::with_connector(
+        component,
+        url,
+        Box::new(move |address, uri| {
+            let target = Target::from_uri(uri, CONNECT_TIMEOUT).ok()?.at(address);
+            Some(
+                (0..workers.max(1))
+                    .map(|_| Connection::lazy(target.clone()))
+                    .collect(),
+            )
+        }),
+    )?;
     let service = tower::ServiceBuilder::new()
         .layer(BreakerLayer::new(
             component,
@@ -77,37 +95,30 @@ fn channel(component: &str, url: &str, workers: usize) -> Result<Upstream, Clien
             IdempotencyTable::global(),
             RetryBudget::default(),
         ))
-        .service(Connections::new(&target, workers));
+        .service(Endpoints { endpoints });
     Ok(BoxCloneSyncService::new(service))
 }
 
-/// HTTP/2 connections to one component, one per serving worker: a worker sends its streams
-/// over its own connection, driven by a task on its own thread, so a call never leaves the
-/// thread it arrived on. Callers outside the workers take the connections in turn.
+/// A peer that is down must answer UNAVAILABLE quickly, not hang the client.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The endpoints of one component, each with HTTP/2 connections, one per serving worker: a
+/// worker sends its streams over its own connection, driven by a task on its own thread, so
+/// a call never leaves the thread it arrived on. Callers outside the workers take the
+/// connections in turn.
 #[derive(Clone)]
-struct Connections {
-    connections: Arc<[Connection]>,
-    next: Arc<AtomicUsize>,
+struct Endpoints {
+    endpoints: Balancer<Arc<[Connection]>>,
 }
 
-impl Connections {
-    fn new(target: &Target, workers: usize) -> Self {
-        Self {
-            connections: (0..workers.max(1))
-                .map(|_| Connection::lazy(target.clone()))
-                .collect(),
-            next: Arc::default(),
-        }
-    }
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-    fn pick(&self) -> &Connection {
-        let i =
-            crate::workers::current().unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
-        &self.connections[i % self.connections.len()]
-    }
+fn for_this_worker(connections: &[Connection]) -> &Connection {
+    let i = crate::workers::current().unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed));
+    &connections[i % connections.len()]
 }
 
-impl Service<Request<Body>> for Connections {
+impl Service<Request<Body>> for Endpoints {
     type Response = Response<Body>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
@@ -118,7 +129,13 @@ impl Service<Request<Body>> for Connections {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let connection = self.pick().clone();
-        Box::pin(async move { connection.send(req).await })
+        let endpoints = self.endpoints.clone();
+        Box::pin(async move {
+            let pick = endpoints.pick().await?;
+            let connection = for_this_worker(pick.connection()).clone();
+            let outcome = connection.send(req).await;
+            pick.record(&outcome);
+            outcome
+        })
     }
 }

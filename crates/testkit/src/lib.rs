@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod raw;
+pub mod relay;
 pub mod shop;
 
 pub use raw::{grpc_frame, raw_grpc};
+pub use relay::Relay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -86,6 +86,9 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
 #[derive(Debug, Clone)]
 pub struct Target {
     authority: Authority,
+    /// The one address of the upstream's name this connection goes to (the name itself is
+    /// still what requests address); `None` connects to the name.
+    address: Option<std::net::SocketAddr>,
     connect_timeout: Duration,
 }
 
@@ -106,8 +109,17 @@ impl Target {
         };
         Ok(Self {
             authority,
+            address: None,
             connect_timeout,
         })
+    }
+
+    /// This target, reached at `address` (one endpoint of its name).
+    pub fn at(&self, address: std::net::SocketAddr) -> Self {
+        Self {
+            address: Some(address),
+            ..self.clone()
+        }
     }
 
     /// `uri` re-addressed to this target: its path and query, the target's authority (h2
@@ -239,16 +251,19 @@ impl Connection {
 
     async fn connect(&self) -> Result<Open, ConnectError> {
         let target = &self.target;
-        let tcp = tokio::time::timeout(
-            target.connect_timeout,
-            TcpStream::connect(target.authority.as_str()),
-        )
-        .await
-        .map_err(|_| ConnectError::Timeout(target.authority.clone()))?
-        .map_err(|source| ConnectError::Tcp {
-            authority: target.authority.clone(),
-            source,
-        })?;
+        let connect = async {
+            match target.address {
+                Some(address) => TcpStream::connect(address).await,
+                None => TcpStream::connect(target.authority.as_str()).await,
+            }
+        };
+        let tcp = tokio::time::timeout(target.connect_timeout, connect)
+            .await
+            .map_err(|_| ConnectError::Timeout(target.authority.clone()))?
+            .map_err(|source| ConnectError::Tcp {
+                authority: target.authority.clone(),
+                source,
+            })?;
         // Small gRPC frames must leave at once, not wait for Nagle.
         let _ = tcp.set_nodelay(true);
         let (sender, mut connection) = h2::client::Builder::new()

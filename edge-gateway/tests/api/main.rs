@@ -9,5 +9,6 @@ mod endpoints;
 mod grpc_web;
 mod helpers;
 mod passthrough;
+mod replicas;
 mod rest;
 mod stubs;

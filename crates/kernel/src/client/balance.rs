@@ -57,29 +57,41 @@ struct Target {
     port: u16,
 }
 
-/// How each endpoint's connection is set up.
+/// How each endpoint's tonic connection is set up.
 pub type Connect = Arc<dyn Fn(Endpoint) -> Endpoint + Send + Sync>;
 
-/// A peer's endpoints with one connection each; cloning shares them.
-#[derive(Clone)]
-pub struct Balancer {
-    shared: Arc<Shared>,
+/// Opens the connection (of type `C`) to one endpoint: its address, and the URL it was
+/// found for (whose authority callers keep addressing).
+pub type Connector<C> = Box<dyn Fn(SocketAddr, &Uri) -> Option<C> + Send + Sync>;
+
+/// A peer's endpoints with one connection (`C`) each; cloning shares them. The kernel's
+/// client uses tonic channels; the gateway its own HTTP/2 connections.
+pub struct Balancer<C = Channel> {
+    shared: Arc<Shared<C>>,
 }
 
-struct Shared {
+impl<C> Clone for Balancer<C> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Shared<C> {
     peer: String,
     upstream: String,
     targets: Vec<Target>,
-    connect: Connect,
-    backends: RwLock<Arc<Vec<Arc<Backend>>>>,
+    connect: Connector<C>,
+    backends: RwLock<Arc<Vec<Arc<Backend<C>>>>>,
     /// Wakes the resolver early (a connection failed).
     resolve_now: Arc<Notify>,
 }
 
 /// One endpoint.
-struct Backend {
+struct Backend<C> {
     addr: SocketAddr,
-    channel: Channel,
+    conn: C,
     in_flight: AtomicUsize,
     health: Mutex<Health>,
 }
@@ -91,7 +103,7 @@ struct Health {
     ejected_until: Option<Instant>,
 }
 
-impl std::fmt::Debug for Balancer {
+impl<C> std::fmt::Debug for Balancer<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Balancer")
             .field("peer", &self.shared.peer)
@@ -130,11 +142,30 @@ fn parse_targets(peer: &str, upstream: &str) -> Result<Vec<Target>, ClientError>
     Ok(targets)
 }
 
-impl Balancer {
-    /// A balancer over the endpoints `upstream` (comma-separated URLs) names, each connected
-    /// through `connect`'s settings; must be called inside a Tokio runtime (it resolves in
-    /// the background).
+impl Balancer<Channel> {
+    /// A balancer over the endpoints `upstream` (comma-separated URLs) names, each a tonic
+    /// channel with `connect`'s settings; must be called inside a Tokio runtime (it resolves
+    /// in the background).
     pub fn new(peer: &str, upstream: &str, connect: Connect) -> Result<Self, ClientError> {
+        Self::with_connector(
+            peer,
+            upstream,
+            Box::new(move |addr, origin| {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}")).ok()?;
+                Some(connect(endpoint.origin(origin.clone())).connect_lazy())
+            }),
+        )
+    }
+}
+
+impl<C: Send + Sync + 'static> Balancer<C> {
+    /// A balancer over the endpoints `upstream` (comma-separated URLs) names, each connected
+    /// by `connect`; must be called inside a Tokio runtime (it resolves in the background).
+    pub fn with_connector(
+        peer: &str,
+        upstream: &str,
+        connect: Connector<C>,
+    ) -> Result<Self, ClientError> {
         let targets = parse_targets(peer, upstream)?;
         let resolve_now = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
@@ -173,9 +204,54 @@ impl Balancer {
     pub async fn refresh(&self) {
         self.shared.refresh().await;
     }
+
+    /// The endpoint for the next call, counted in flight until the pick is recorded or
+    /// dropped; see the module docs.
+    pub async fn pick(&self) -> Result<Pick<C>, NoEndpoints> {
+        let backend = self.shared.pick().await?;
+        Ok(Pick {
+            in_flight: InFlight::new(backend),
+            peer: self.shared.peer.clone(),
+            resolve_now: self.shared.resolve_now.clone(),
+        })
+    }
 }
 
-async fn resolve_forever(shared: Weak<Shared>, resolve_now: Arc<Notify>) {
+/// A chosen endpoint, with its call counted in flight.
+pub struct Pick<C> {
+    in_flight: InFlight<C>,
+    peer: String,
+    resolve_now: Arc<Notify>,
+}
+
+impl<C> Pick<C> {
+    /// The endpoint's connection.
+    pub fn connection(&self) -> &C {
+        &self.in_flight.0.conn
+    }
+
+    /// The endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.in_flight.0.addr
+    }
+
+    /// Ends the call: `outcome` (see [`super::retry::retryable`]) counts for or against the
+    /// endpoint; an endpoint that could not be reached makes the names resolve again now.
+    pub fn record(self, outcome: &Result<Response<Body>, BoxError>) {
+        let backend = self.in_flight.0.clone();
+        drop(self.in_flight);
+        backend.record(&self.peer, outcome);
+        if outcome.is_err() {
+            // The endpoint may be gone: look the names up again now.
+            self.resolve_now.notify_one();
+        }
+    }
+}
+
+async fn resolve_forever<C: Send + Sync + 'static>(
+    shared: Weak<Shared<C>>,
+    resolve_now: Arc<Notify>,
+) {
     loop {
         if let Some(shared) = shared.upgrade() {
             shared.refresh().await;
@@ -189,8 +265,8 @@ async fn resolve_forever(shared: Weak<Shared>, resolve_now: Arc<Notify>) {
     }
 }
 
-impl Shared {
-    fn snapshot(&self) -> Arc<Vec<Arc<Backend>>> {
+impl<C> Shared<C> {
+    fn snapshot(&self) -> Arc<Vec<Arc<Backend<C>>>> {
         self.backends
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -227,21 +303,16 @@ impl Shared {
         {
             return;
         }
-        let next: Vec<Arc<Backend>> = addrs
+        let next: Vec<Arc<Backend<C>>> = addrs
             .iter()
             .filter_map(|(addr, target)| {
                 if let Some(kept) = current.iter().find(|b| b.addr == *addr) {
                     return Some(kept.clone());
                 }
                 let target = self.targets.get(*target)?;
-                // The authority callers address stays the configured name; the connection
-                // goes to this one address.
-                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                    .ok()?
-                    .origin(target.uri.clone());
                 Some(Arc::new(Backend {
                     addr: *addr,
-                    channel: (self.connect)(endpoint).connect_lazy(),
+                    conn: (self.connect)(*addr, &target.uri)?,
                     in_flight: AtomicUsize::new(0),
                     health: Mutex::default(),
                 }))
@@ -256,15 +327,15 @@ impl Shared {
     }
 
     /// The endpoint for the next call; see the module docs.
-    async fn pick(&self) -> Result<Arc<Backend>, NoEndpoints> {
+    async fn pick(&self) -> Result<Arc<Backend<C>>, NoEndpoints> {
         let mut backends = self.snapshot();
         if backends.is_empty() {
             self.refresh().await;
             backends = self.snapshot();
         }
         let now = Instant::now();
-        let healthy: Vec<&Arc<Backend>> = backends.iter().filter(|b| !b.ejected(now)).collect();
-        let pool: Vec<&Arc<Backend>> = if healthy.is_empty() {
+        let healthy: Vec<&Arc<Backend<C>>> = backends.iter().filter(|b| !b.ejected(now)).collect();
+        let pool: Vec<&Arc<Backend<C>>> = if healthy.is_empty() {
             backends.iter().collect()
         } else {
             healthy
@@ -290,7 +361,7 @@ impl Shared {
     }
 }
 
-impl Backend {
+impl<C> Backend<C> {
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -315,15 +386,8 @@ impl Backend {
 
     /// Records how a call went: unreachable or UNAVAILABLE counts against the endpoint.
     fn record(&self, peer: &str, outcome: &Result<Response<Body>, BoxError>) {
-        let failed = match outcome {
-            Err(_) => true,
-            Ok(response) => response
-                .headers()
-                .get("grpc-status")
-                .is_some_and(|s| s.as_bytes() == b"14"),
-        };
         let mut health = self.health();
-        if !failed {
+        if !super::retry::retryable(outcome) {
             *health = Health::default();
             return;
         }
@@ -341,22 +405,22 @@ impl Backend {
 }
 
 /// Counts a call in flight on its endpoint until the answer's head arrives.
-struct InFlight(Arc<Backend>);
+struct InFlight<C>(Arc<Backend<C>>);
 
-impl InFlight {
-    fn new(backend: Arc<Backend>) -> Self {
+impl<C> InFlight<C> {
+    fn new(backend: Arc<Backend<C>>) -> Self {
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(backend)
     }
 }
 
-impl Drop for InFlight {
+impl<C> Drop for InFlight<C> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-impl Service<Request<Body>> for Balancer {
+impl Service<Request<Body>> for Balancer<Channel> {
     type Response = Response<Body>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
@@ -368,22 +432,16 @@ impl Service<Request<Body>> for Balancer {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
+        let balancer = self.clone();
         Box::pin(async move {
-            let backend = shared.pick().await?;
-            let in_flight = InFlight::new(backend.clone());
-            let outcome = backend
-                .channel
+            let pick = balancer.pick().await?;
+            let outcome = pick
+                .connection()
                 .clone()
                 .oneshot(req)
                 .await
                 .map_err(BoxError::from);
-            drop(in_flight);
-            backend.record(&shared.peer, &outcome);
-            if outcome.is_err() {
-                // The endpoint may be gone: look the names up again now.
-                shared.resolve_now.notify_one();
-            }
+            pick.record(&outcome);
             outcome
         })
     }

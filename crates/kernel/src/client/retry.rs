@@ -107,8 +107,9 @@ pub struct RetryService<S> {
 }
 
 /// Whether an outcome is worth another attempt: the peer was not reached, or said it is
-/// unavailable (gRPC errors of unary calls arrive as headers-only responses).
-fn retryable(outcome: &Result<Response<Body>, BoxError>) -> bool {
+/// unavailable (gRPC errors of unary calls arrive as headers-only responses). The same rule
+/// tells the balancer an endpoint is failing.
+pub fn retryable(outcome: &Result<Response<Body>, BoxError>) -> bool {
     match outcome {
         Err(_) => true,
         Ok(response) => response

@@ -1,7 +1,7 @@
 //! Several catalog replicas on one database, as Kubernetes starts them.
 
 use mercato_kernel::ServiceConfig;
-use mercato_testkit::{TestDatabase, TestIdentity, service_env};
+use mercato_testkit::{Relay, TestDatabase, TestIdentity, service_env};
 
 #[tokio::test]
 async fn replicas_starting_at_once_on_an_empty_database_all_come_up() {
@@ -23,56 +23,6 @@ async fn replicas_starting_at_once_on_an_empty_database_all_come_up() {
     }
 }
 
-/// A TCP relay to one replica that counts the bytes callers send it, and can be cut like a
-/// killed pod (its connections drop, new ones are refused).
-struct Relay {
-    addr: std::net::SocketAddr,
-    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn to(target: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::Ordering;
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = sent.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((inbound, _)) = listener.accept().await {
-                let counter = counter.clone();
-                connections.spawn(async move {
-                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let _ = inbound.set_nodelay(true);
-                    let _ = outbound.set_nodelay(true);
-                    let (mut from_client, mut to_client) = inbound.into_split();
-                    let (mut from_server, mut to_server) = outbound.into_split();
-                    let up = async {
-                        let mut buf = vec![0; 16 * 1024];
-                        while let Ok(n) = from_client.read(&mut buf).await {
-                            if n == 0 || to_server.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                            counter.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                    };
-                    let down = tokio::io::copy(&mut from_server, &mut to_client);
-                    tokio::select! { () = up => {}, _ = down => {} }
-                });
-            }
-        });
-        Self { addr, sent, task }
-    }
-
-    fn sent(&self) -> u64 {
-        self.sent.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
 /// Two catalog replicas, each behind a relay, and a peer channel over both relays, as a
 /// service calling the catalog holds it.
 async fn two_replicas() -> (
@@ -85,23 +35,22 @@ async fn two_replicas() -> (
     TestIdentity,
 ) {
     let identity = TestIdentity::start().await;
-    let database = TestDatabase::new("catalog");
-    let mut env = service_env("catalog", &database, &identity.namespace);
+    let (running, relays, database) = mercato_testkit::relay::catalog_replicas(&identity, 2).await;
+    let mut env = service_env("basket", &database, &identity.namespace);
     env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-    let config = ServiceConfig::from_source("catalog", &env).unwrap();
-    let a = catalog::start(config.clone(), false).await.unwrap();
-    let b = catalog::start(config, false).await.unwrap();
-    let relays = [Relay::to(a.grpc_addr).await, Relay::to(b.grpc_addr).await];
     env.insert(
         "MERCATO_UPSTREAM_CATALOG".into(),
-        format!("http://{},http://{}", relays[0].addr, relays[1].addr),
+        mercato_testkit::relay::upstream(&relays),
     );
     let caller = ServiceConfig::from_source("basket", &env).unwrap();
     let peers = mercato_kernel::client::Peers::new(&caller).unwrap();
     let client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
         peers.channel("catalog").unwrap(),
     );
-    (vec![a, b], relays, client, database, identity)
+    let Ok(relays) = <[Relay; 2]>::try_from(relays) else {
+        unreachable!("two relays")
+    };
+    (running, relays, client, database, identity)
 }
 
 #[tokio::test]
@@ -147,7 +96,7 @@ async fn a_replica_killed_mid_run_fails_no_idempotent_call() {
     // Four callers at once, so calls are in flight on B when it goes.
     let load: Vec<_> = (0..4).map(|_| tokio::spawn(calls(150))).collect();
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    b.task.abort();
+    b.cut();
     let before = a.sent();
     let mut failures = Vec::new();
     for caller in load {
