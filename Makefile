@@ -80,7 +80,11 @@ test: tools infra nextest ## What CI runs: lint, tests, manifests, OpenAPI, end-
 	$(MAKE) openapi
 	scripts/grpcurl-smoke
 
-run: tools infra ## Build and start every service locally (Ctrl-C stops all)
+# Instances of every service `make run` starts (`make run REPLICAS=2`); the gateway runs once.
+REPLICAS ?= 1
+export REPLICAS
+
+run: tools infra ## Build and start every service locally (REPLICAS=N: N instances of each; Ctrl-C stops all)
 	cargo build --bins $(addprefix -p ,$(BINARIES))
 	scripts/run
 
