@@ -23,6 +23,9 @@ use super::idempotency::IdempotencyTable;
 const MAX_ATTEMPTS: u32 = 3;
 /// First back-off ceiling; doubles per retry.
 const BASE_BACKOFF: Duration = Duration::from_millis(25);
+/// Largest request body kept for a retry: a call with a larger one is sent once, so a burst
+/// of big requests cannot pin their bodies in memory for every retry they might need.
+pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// Shared allowance of retries: every call deposits a fraction of a retry, every retry
 /// withdraws a whole one.
@@ -119,6 +122,36 @@ pub fn retryable(outcome: &Result<Response<Body>, BoxError>) -> bool {
     }
 }
 
+/// A request body read for a retry, or given back whole when it is over the limit.
+enum Buffered {
+    Whole(Bytes),
+    TooLarge(Body),
+}
+
+/// Reads `body` while it stays within `limit` bytes; past it, hands back a body that yields
+/// what was read and then the rest, unread.
+async fn buffer(mut body: Body, limit: usize) -> Result<Buffered, BoxError> {
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            // Trailers: gRPC requests have none worth keeping.
+            continue;
+        };
+        read.extend_from_slice(&data);
+        if read.len() > limit {
+            let head = futures::stream::once(std::future::ready(Ok::<_, tonic::Status>(
+                http_body::Frame::data(read.freeze()),
+            )));
+            let rest = http_body_util::BodyStream::new(body);
+            let whole = futures::StreamExt::chain(head, rest);
+            return Ok(Buffered::TooLarge(Body::new(
+                http_body_util::StreamBody::new(whole),
+            )));
+        }
+    }
+    Ok(Buffered::Whole(read.freeze()))
+}
+
 fn rebuild(parts: &http::request::Parts, body: &Bytes) -> Request<Body> {
     let mut request = Request::from_parts(parts.clone(), Body::new(Full::new(body.clone())));
     *request.extensions_mut() = parts.extensions.clone();
@@ -148,7 +181,12 @@ where
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             // Unary requests are one small message: buffering it makes the call repeatable.
-            let body = body.collect().await?.to_bytes();
+            let body = match buffer(body, RETRY_BUFFER_LIMIT).await? {
+                Buffered::Whole(body) => body,
+                Buffered::TooLarge(body) => {
+                    return inner.oneshot(Request::from_parts(parts, body)).await;
+                }
+            };
             let mut attempt = 1;
             loop {
                 let outcome = inner.clone().oneshot(rebuild(&parts, &body)).await;
@@ -199,5 +237,48 @@ mod tests {
         assert!(!retryable(&status("4")));
         assert!(!retryable(&status("9")));
         assert!(retryable(&Err("refused".into())));
+    }
+
+    /// A peer that answers UNAVAILABLE to everything, counting the calls and the bytes of
+    /// each request it was sent.
+    fn unavailable_peer(
+        seen: Arc<std::sync::Mutex<Vec<usize>>>,
+    ) -> impl Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = BoxError,
+        Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>,
+    > + Clone {
+        tower::service_fn(move |req: Request<Body>| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                let body = req.into_body().collect().await?.to_bytes();
+                seen.lock().unwrap().push(body.len());
+                Ok::<_, BoxError>(
+                    Response::builder()
+                        .header("grpc-status", "14")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+            }) as Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>
+        })
+    }
+
+    #[tokio::test]
+    async fn a_small_idempotent_call_is_retried_and_a_large_one_is_sent_once_whole() {
+        let path = "/mercato.catalog.v1.CatalogService/ListProducts";
+        assert!(IdempotencyTable::global().is_idempotent(path));
+        for (size, attempts) in [(100, MAX_ATTEMPTS as usize), (RETRY_BUFFER_LIMIT + 1, 1)] {
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let service = RetryLayer::new(IdempotencyTable::global(), RetryBudget::new(1.0, 10))
+                .layer(unavailable_peer(seen.clone()));
+            let request = Request::builder()
+                .uri(path)
+                .body(Body::new(Full::new(Bytes::from(vec![7u8; size]))))
+                .unwrap();
+            let response = service.oneshot(request).await.unwrap();
+            assert_eq!(response.headers()["grpc-status"], "14");
+            assert_eq!(*seen.lock().unwrap(), vec![size; attempts], "{size} bytes");
+        }
     }
 }
