@@ -239,6 +239,8 @@ mod tests {
         assert!(retryable(&Err("refused".into())));
     }
 
+    type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
     /// A peer that answers UNAVAILABLE to everything, counting the calls and the bytes of
     /// each request it was sent.
     fn unavailable_peer(
@@ -247,7 +249,7 @@ mod tests {
         Request<Body>,
         Response = Response<Body>,
         Error = BoxError,
-        Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>,
+        Future = CallFuture,
     > + Clone {
         tower::service_fn(move |req: Request<Body>| {
             let seen = seen.clone();
@@ -260,7 +262,7 @@ mod tests {
                         .body(Body::empty())
                         .unwrap(),
                 )
-            }) as Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>
+            }) as CallFuture
         })
     }
 
