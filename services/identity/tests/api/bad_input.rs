@@ -142,3 +142,31 @@ async fn admin_calls_validate_their_input() {
         Code::InvalidArgument,
     );
 }
+
+#[tokio::test]
+async fn a_nul_in_a_login_or_registration_is_a_field_violation_not_a_database_error() {
+    use mercato::pb::identity::v1::PasswordGrant;
+    use mercato::pb::identity::v1::issue_token_request::Grant;
+    let id = identity().await;
+    let login = IssueTokenRequest {
+        grant: Some(Grant::Password(PasswordGrant {
+            email: "ann\0@example.com".into(),
+            password: "correct-horse-battery".into(),
+        })),
+    };
+    let status = assert_code(
+        id.client().await.issue_token(login).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["password.email"]);
+    let register = RegisterRequest {
+        email: "bob@example.com".into(),
+        password: "correct-horse-battery".into(),
+        display_name: "Bob\0".into(),
+    };
+    let status = assert_code(
+        id.client().await.register(register).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["display_name"]);
+}
