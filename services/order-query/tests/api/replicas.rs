@@ -4,24 +4,12 @@
 use std::time::Duration;
 
 use mercato::pb::order::v1::OrderStatus;
-use mercato::pb::orderquery::v1::{OrderView, WatchOrderRequest};
+use mercato::pb::orderquery::v1::OrderView;
 use mercato_kernel::ServiceConfig;
 use mercato_kernel::events::{ChangeFeed, change_subject};
-use mercato_testkit::authed;
 
+use crate::watch::{next, watch};
 use crate::{SERVICE, TestOrderQuery, confirmed, new_id, now, placed, shipped};
-
-async fn next(
-    stream: &mut tonic::codec::Streaming<mercato::pb::orderquery::v1::WatchOrderResponse>,
-) -> OrderView {
-    tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("a change within 10 s")
-        .expect("stream ok")
-        .expect("stream open")
-        .order
-        .expect("order")
-}
 
 #[tokio::test]
 async fn a_watcher_on_one_replica_sees_what_the_other_projected() {
@@ -38,13 +26,7 @@ async fn a_watcher_on_one_replica_sees_what_the_other_projected() {
         let p = placed(id, &user, now());
         a.publish(id, &p).await;
         a.wait_for_state(id, OrderStatus::Pending, 1).await;
-        let stream = a
-            .client()
-            .await
-            .watch_order(authed(WatchOrderRequest { id: id.clone() }, &token))
-            .await
-            .unwrap()
-            .into_inner();
+        let stream = watch(&a, &token, id).await;
         streams.push((p, stream));
     }
     for (p, stream) in &mut streams {
@@ -63,13 +45,7 @@ async fn a_watcher_on_one_replica_sees_what_the_other_projected() {
     // And deterministically: a state announced by another replica's feed (B stands aside;
     // this feed plays the projecting replica) reaches A's watcher.
     let id = &orders[0];
-    let mut stream = a
-        .client()
-        .await
-        .watch_order(authed(WatchOrderRequest { id: id.clone() }, &token))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watch(&a, &token, id).await;
     let current = next(&mut stream).await;
     let other = ChangeFeed::<OrderView>::new(8);
     let (_trigger, signal) = mercato_kernel::shutdown::channel();

@@ -10,7 +10,7 @@ use tonic::codec::Streaming;
 
 use crate::{TestOrderQuery, assert_code, confirmed, history, new_id, now, placed, shipped};
 
-async fn watch(
+pub async fn watch(
     svc: &TestOrderQuery,
     token: &str,
     id: &str,
@@ -23,7 +23,7 @@ async fn watch(
         .into_inner()
 }
 
-async fn next(
+pub async fn next(
     stream: &mut Streaming<mercato::pb::orderquery::v1::WatchOrderResponse>,
 ) -> OrderView {
     tokio::time::timeout(Duration::from_secs(10), stream.message())
