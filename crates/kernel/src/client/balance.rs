@@ -188,10 +188,13 @@ impl<C: Send + Sync + 'static> Balancer<C> {
                     .map(|ip| (SocketAddr::new(ip, t.port), i))
             })
             .collect();
-        if let Some(addrs) = literal {
-            shared.install(addrs);
+        match literal {
+            // Nothing to look up, ever.
+            Some(addrs) => shared.install(addrs),
+            None => {
+                tokio::spawn(resolve_forever(Arc::downgrade(&shared), resolve_now));
+            }
         }
-        tokio::spawn(resolve_forever(Arc::downgrade(&shared), resolve_now));
         Ok(Self { shared })
     }
 
@@ -228,11 +231,6 @@ impl<C> Pick<C> {
     /// The endpoint's connection.
     pub fn connection(&self) -> &C {
         &self.in_flight.0.conn
-    }
-
-    /// The endpoint's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.in_flight.0.addr
     }
 
     /// Ends the call: `outcome` (see [`super::retry::retryable`]) counts for or against the
