@@ -134,7 +134,7 @@ async fn bad_coupons_are_rejected_with_field_violations() {
                 valid_until: Some(days_from_now(1)),
                 max_redemptions: -5,
                 min_subtotal: Some(eur(-1)),
-                description: "\u{0}".into(),
+                description: "\u{7}".into(),
                 ..Default::default()
             },
             vec![
