@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod contracts;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -19,7 +19,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::Request;
 use http_body::Frame;
-use prost_reflect::{DescriptorPool, MessageDescriptor};
+use prost_reflect::MessageDescriptor;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
@@ -46,7 +46,7 @@ pub fn check_request(request: Request<Body>, limit: usize) -> Request<Body> {
 /// RPC path (`/package.Service/Method`) → its request message, for every contract.
 fn inputs() -> &'static HashMap<String, MessageDescriptor> {
     static INPUTS: OnceLock<HashMap<String, MessageDescriptor>> = OnceLock::new();
-    INPUTS.get_or_init(|| match DescriptorPool::decode(mercato::DESCRIPTOR_SET) {
+    INPUTS.get_or_init(|| match crate::contracts::pool() {
         Ok(pool) => pool
             .services()
             .flat_map(|service| service.methods().collect::<Vec<_>>())

@@ -73,12 +73,9 @@ pub enum Decision {
     Forbidden,
 }
 
-/// The descriptor set could not be read.
+/// The descriptor set lacks what the policies need.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// Not a valid encoded FileDescriptorSet.
-    #[error("descriptor set: {0}")]
-    Descriptor(#[from] prost_reflect::DescriptorError),
     /// The option extension is missing from the set.
     #[error("extension mercato.auth.v1.policy is not in the descriptor set")]
     MissingExtension,
@@ -97,17 +94,16 @@ impl PolicyTable {
         TABLE.get_or_init(|| {
             // The descriptor set is compiled into the binary by build.rs; failing to read it is
             // a build defect, and an empty table denies every declared-only method.
-            PolicyTable::from_descriptor_set(mercato::DESCRIPTOR_SET).unwrap_or_else(|err| {
+            let denying_all = |err: &dyn std::fmt::Display| {
                 tracing::error!(error = %err, "cannot read RPC policies; denying all");
                 PolicyTable::default()
-            })
+            };
+            match crate::contracts::pool().map(PolicyTable::from_pool) {
+                Ok(Ok(table)) => table,
+                Ok(Err(err)) => denying_all(&err),
+                Err(err) => denying_all(err),
+            }
         })
-    }
-
-    /// Reads every method's policy from an encoded FileDescriptorSet.
-    pub fn from_descriptor_set(bytes: &[u8]) -> Result<Self, PolicyError> {
-        let pool = DescriptorPool::decode(bytes)?;
-        Self::from_pool(&pool)
     }
 
     /// Reads every method's policy from a descriptor pool.

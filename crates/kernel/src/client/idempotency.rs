@@ -21,8 +21,8 @@ impl IdempotencyTable {
     /// The table of every Mercato contract, built once per process.
     pub fn global() -> &'static IdempotencyTable {
         static TABLE: OnceLock<IdempotencyTable> = OnceLock::new();
-        TABLE.get_or_init(|| match DescriptorPool::decode(mercato::DESCRIPTOR_SET) {
-            Ok(pool) => Self::from_pool(&pool),
+        TABLE.get_or_init(|| match crate::contracts::pool() {
+            Ok(pool) => Self::from_pool(pool),
             Err(err) => {
                 // Without the table nothing is retried: safe, only less resilient.
                 tracing::error!(error = %err, "cannot read idempotency levels; retries disabled");
