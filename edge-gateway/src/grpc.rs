@@ -29,7 +29,7 @@ use crate::framing;
 use crate::gate::{ClientAddr, Gate, sanitize};
 use crate::health;
 use crate::settings::Settings;
-use crate::upstream::Upstreams;
+use crate::upstream::{Upstream, Upstreams};
 
 /// The passthrough service.
 #[derive(Clone)]
@@ -143,20 +143,7 @@ impl Inner {
             }
             client => client,
         };
-        let call = upstream.clone().oneshot(req);
-        let response = match outer_deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Status::deadline_exceeded("no answer before the deadline").into_http();
-                }
-            },
-            None => call.await,
-        };
-        match response {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+        call_within(upstream, req, outer_deadline).await
     }
 }
 
@@ -207,20 +194,7 @@ impl Inner {
             req.extensions_mut()
                 .insert(GatewayDeadline(arrived + self.settings.unary_timeout));
         }
-        let call = upstream.clone().oneshot(req);
-        let response = match client_deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Status::deadline_exceeded("no answer before the deadline").into_http();
-                }
-            },
-            None => call.await,
-        };
-        match response {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
+        call_within(upstream, req, client_deadline).await
     }
 }
 
@@ -236,5 +210,27 @@ impl Service<Request<Body>> for GrpcProxy {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
         Box::pin(async move { Ok(inner.forward(req).await) })
+    }
+}
+
+/// `req` through `upstream`, answered DEADLINE_EXCEEDED when no answer arrives by `deadline`.
+async fn call_within(
+    upstream: &Upstream,
+    req: Request<Body>,
+    deadline: Option<Instant>,
+) -> Response<Body> {
+    let call = upstream.clone().oneshot(req);
+    let response = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                return Status::deadline_exceeded("no answer before the deadline").into_http();
+            }
+        },
+        None => call.await,
+    };
+    match response {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
