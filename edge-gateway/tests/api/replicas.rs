@@ -14,16 +14,28 @@ const UNLIMITED: &[(&str, &str)] = &[
     ("MERCATO_RATE_LIMIT_BURST", "1000000"),
 ];
 
-#[tokio::test]
-async fn calls_through_the_gateway_spread_over_both_replicas() {
+/// Two catalog replicas behind relays (see the testkit), and a gateway given both.
+async fn two_replicas_behind_a_gateway() -> (
+    TestIdentity,
+    Vec<mercato_kernel::RunningService>,
+    Vec<mercato_testkit::Relay>,
+    mercato_testkit::TestDatabase,
+    edge_gateway::RunningGateway,
+) {
     let identity = TestIdentity::start().await;
-    let (running, relays, _db) = catalog_replicas(&identity, 2).await;
+    let (running, relays, db) = catalog_replicas(&identity, 2).await;
     let gw = gateway(
         &identity.url(),
         &[("catalog", upstream(&relays))],
         UNLIMITED,
     )
     .await;
+    (identity, running, relays, db, gw)
+}
+
+#[tokio::test]
+async fn calls_through_the_gateway_spread_over_both_replicas() {
+    let (_identity, running, relays, _db, gw) = two_replicas_behind_a_gateway().await;
     // One client connection, as grpcurl or a generated client holds it: the gateway, not
     // the client, spreads the calls.
     let mut client = CatalogServiceClient::new(grpc(gw.addr).await);
@@ -46,14 +58,7 @@ async fn calls_through_the_gateway_spread_over_both_replicas() {
 
 #[tokio::test]
 async fn a_replica_killed_mid_run_fails_no_idempotent_call_through_the_gateway() {
-    let identity = TestIdentity::start().await;
-    let (running, relays, _db) = catalog_replicas(&identity, 2).await;
-    let gw = gateway(
-        &identity.url(),
-        &[("catalog", upstream(&relays))],
-        UNLIMITED,
-    )
-    .await;
+    let (_identity, running, relays, _db, gw) = two_replicas_behind_a_gateway().await;
     let channel = grpc(gw.addr).await;
     let callers: Vec<_> = (0..4)
         .map(|_| {
