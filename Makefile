@@ -91,10 +91,10 @@ run: tools infra ## Build and start every service locally (REPLICAS=N: N instanc
 clean-run: infra-down ## Stop the local servers, then remove .run/ (logs, dev JWT key, server data)
 	rm -rf .run
 
-images: ## Build the service images and load them into kind
+images: ## Build the service images (no attestations) and load them into kind as one archive
 	scripts/kind-images
 
-kind-up: ## Create the local kind cluster (needs Docker and kind)
+kind-up: ## Create the local kind cluster (needs Docker and kind v0.30.0, see k8s/kind-cluster.yaml)
 	scripts/kind-up
 
 deploy: ## Deploy to the kind cluster and wait for every workload
