@@ -167,7 +167,7 @@ pub async fn start(
 
     let (trigger, signal) = shutdown::channel();
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    let health = Health::new(Vec::new());
+    let health = Health::new(Vec::new(), mercato_kernel::startup::Gate::open());
     health.refresh(&reporter, &[]).await;
     health.clone().spawn(reporter, Vec::new(), signal.clone());
     let local = local_services(&contracts, health_service)?;

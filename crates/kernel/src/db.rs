@@ -1,10 +1,14 @@
 //! Postgres through diesel-async: the service's database is created when missing, the
 //! kernel's own tables (outbox, processed events) and the service's embedded migrations are
-//! applied at start-up, and requests borrow connections from a deadpool pool.
+//! applied at start-up (retried until Postgres answers, see [`crate::startup`]), and requests
+//! borrow connections from a deadpool pool.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::QueryableByName;
+use diesel::migration::{Migration, MigrationSource};
+use diesel::pg::Pg;
 use diesel::sql_types::Text;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -40,14 +44,11 @@ pub enum DbError {
     Pool(String),
 }
 
-/// Creates the database if needed, migrates it, and opens a pool of `size` connections.
-pub async fn connect(
-    url: &str,
-    size: usize,
-    migrations: EmbeddedMigrations,
-) -> Result<DbPool, DbError> {
-    ensure_database(url).await?;
-    migrate(url, migrations).await?;
+/// A pool of `size` connections to the database at `url`. Nothing connects yet: connections
+/// open on first use, so a pool can be had before Postgres answers (see
+/// [`crate::startup`]); [`prepare`] readies the database itself.
+pub fn pool(url: &str, size: usize) -> Result<DbPool, DbError> {
+    database_name(url)?;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
     Pool::builder(manager)
         .max_size(size)
@@ -58,6 +59,48 @@ pub async fn connect(
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
+/// A service's embedded migrations, cheap to clone into each attempt to apply them.
+#[derive(Clone)]
+pub struct Migrations(Arc<EmbeddedMigrations>);
+
+impl From<EmbeddedMigrations> for Migrations {
+    fn from(migrations: EmbeddedMigrations) -> Self {
+        Self(Arc::new(migrations))
+    }
+}
+
+impl MigrationSource<Pg> for Migrations {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
+        self.0.migrations()
+    }
+}
+
+/// Creates the database if needed and applies the pending migrations.
+pub async fn prepare(url: &str, migrations: Migrations) -> Result<(), DbError> {
+    // A server that accepts but never answers must not stall start-up for good.
+    tokio::time::timeout(Duration::from_secs(10), ensure_database(url))
+        .await
+        .map_err(|_| DbError::Pool("postgres did not answer within 10 s".into()))??;
+    migrate(url, migrations).await
+}
+
+/// The database named in `url`, when it is one a service may create: `CREATE DATABASE`
+/// takes no bind parameters, so the name is spliced into the statement and must be plain.
+fn database_name(url: &str) -> Result<(url::Url, String), DbError> {
+    let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let name = parsed.path().trim_start_matches('/').to_owned();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(DbError::InvalidUrl(format!(
+            "unsupported database name {name:?}"
+        )));
+    }
+    Ok((parsed, name))
+}
+
 /// The advisory lock replicas of a service take to migrate its database one at a time
 /// (advisory locks are per database, so one key serves every service).
 const MIGRATION_LOCK: i64 = 0x6d65_7263_6174_6f00; // "mercato\0"
@@ -65,7 +108,7 @@ const MIGRATION_LOCK: i64 = 0x6d65_7263_6174_6f00; // "mercato\0"
 /// Applies the kernel's and the service's pending migrations, holding [`MIGRATION_LOCK`]:
 /// replicas starting together migrate one after the other, and the later ones find nothing
 /// left to do instead of failing on tables the first one just created.
-pub async fn migrate(url: &str, migrations: EmbeddedMigrations) -> Result<(), DbError> {
+pub async fn migrate(url: &str, migrations: Migrations) -> Result<(), DbError> {
     let url = url.to_owned();
     // diesel's migration harness is synchronous; the wrapper drives the async connection on a
     // blocking thread.
@@ -79,13 +122,11 @@ pub async fn migrate(url: &str, migrations: EmbeddedMigrations) -> Result<(), Db
                 .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK),
             &mut conn,
         )?;
-        let migrated = [KERNEL_MIGRATIONS, migrations]
-            .into_iter()
-            .try_for_each(|source| {
-                conn.run_pending_migrations(source)
-                    .map(drop)
-                    .map_err(|e| DbError::Migration(e.to_string()))
-            });
+        let migrated = match conn.run_pending_migrations(KERNEL_MIGRATIONS) {
+            Ok(_) => conn.run_pending_migrations(migrations).map(drop),
+            Err(err) => Err(err),
+        }
+        .map_err(|e| DbError::Migration(e.to_string()));
         diesel::RunQueryDsl::execute(
             diesel::sql_query("SELECT pg_advisory_unlock($1)")
                 .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK),
@@ -106,17 +147,7 @@ struct Exists {
 /// Creates the database named in `url` when it does not exist (one database per service on
 /// a shared server, in development and in the kind deployment alike).
 pub async fn ensure_database(url: &str) -> Result<(), DbError> {
-    let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
-    let name = parsed.path().trim_start_matches('/').to_owned();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(DbError::InvalidUrl(format!(
-            "unsupported database name {name:?}"
-        )));
-    }
+    let (parsed, name) = database_name(url)?;
     let mut admin = parsed.clone();
     admin.set_path("/postgres");
     let mut conn = AsyncPgConnection::establish(admin.as_str()).await?;

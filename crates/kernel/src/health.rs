@@ -12,6 +12,7 @@ use tonic_health::server::HealthReporter;
 use crate::db::DbPool;
 use crate::redis::RedisPool;
 use crate::shutdown::ShutdownSignal;
+use crate::startup::Gate;
 
 /// How often dependencies are probed.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -61,8 +62,11 @@ impl Dependency {
 /// The latest result of every check.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Report {
-    /// True when every critical dependency is up and the service is not draining.
+    /// True when the service has started, every critical dependency is up and the service is
+    /// not draining.
     pub ready: bool,
+    /// False while the service is still preparing its database and start-up jobs.
+    pub started: bool,
     /// Per dependency: up or down.
     pub checks: Vec<(String, bool)>,
 }
@@ -71,15 +75,18 @@ pub struct Report {
 #[derive(Clone)]
 pub struct Health {
     checks: Arc<Vec<Check>>,
+    started: Gate,
     report: Arc<RwLock<Report>>,
     draining: Arc<AtomicBool>,
 }
 
 impl Health {
-    /// A health state over `checks`; not ready until the first probe round.
-    pub fn new(checks: Vec<Check>) -> Self {
+    /// A health state over `checks`; not ready until the first probe round finds `started`
+    /// open.
+    pub fn new(checks: Vec<Check>, started: Gate) -> Self {
         Self {
             checks: Arc::new(checks),
+            started,
             report: Arc::default(),
             draining: Arc::default(),
         }
@@ -93,7 +100,8 @@ impl Health {
     /// Probes every dependency once and publishes the result.
     pub async fn refresh(&self, reporter: &HealthReporter, services: &[String]) {
         let mut checks = Vec::with_capacity(self.checks.len());
-        let mut ready = !self.draining.load(Ordering::Relaxed);
+        let started = self.started.is_open();
+        let mut ready = started && !self.draining.load(Ordering::Relaxed);
         for check in self.checks.iter() {
             let up = check.dependency.probe().await;
             if !up {
@@ -115,7 +123,11 @@ impl Health {
         for service in services {
             reporter.set_service_status(service, status).await;
         }
-        *self.report.write().await = Report { ready, checks };
+        *self.report.write().await = Report {
+            ready,
+            started,
+            checks,
+        };
     }
 
     /// Probes on an interval until shutdown, then reports NOT_SERVING so load balancers stop

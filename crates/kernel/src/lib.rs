@@ -28,6 +28,7 @@ pub mod pagination;
 pub mod redis;
 pub mod serve;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 pub mod time;
 pub mod trace;

@@ -24,6 +24,7 @@ use crate::health::{Check, Dependency, Health};
 use crate::metrics::MetricsLayer;
 use crate::redis::{RedisError, RedisPool};
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
+use crate::startup::{self, Gate, JobFuture, Opener, StartupGateLayer};
 use crate::trace::TraceLayer;
 
 /// A service could not start or stopped with an error.
@@ -107,9 +108,16 @@ pub struct ServiceHost {
     checks: Vec<Check>,
     relay_domain: Option<String>,
     consumer: Option<(ConsumerConfig, Arc<dyn Projector>)>,
+    migrated: Gate,
+    jobs: Vec<(&'static str, StartupJob)>,
+    started: (Opener, Gate),
     trigger: ShutdownTrigger,
     signal: ShutdownSignal,
 }
+
+/// Work a service does once its database is ready, before it reports ready (seed data,
+/// accounts); retried until it succeeds, so it must be idempotent.
+type StartupJob = Box<dyn Fn(DbPool) -> JobFuture + Send + Sync>;
 
 impl ServiceHost {
     /// A host with no dependencies yet.
@@ -125,18 +133,36 @@ impl ServiceHost {
             checks: Vec::new(),
             relay_domain: None,
             consumer: None,
+            migrated: Gate::open(),
+            jobs: Vec::new(),
+            started: startup::gate(),
             trigger,
             signal,
         }
     }
 
-    /// Connects to (creating and migrating) the service's database: a critical dependency.
+    /// Adds the service's database, a critical dependency: the pool is handed out at once,
+    /// while the database is created and migrated in the background, retried with back-off
+    /// until Postgres answers (the service says NOT_SERVING meanwhile, see
+    /// [`crate::startup`]).
     pub async fn with_database(
         mut self,
         migrations: EmbeddedMigrations,
     ) -> Result<Self, ServeError> {
         let url = self.config.require_database_url()?.to_owned();
-        let pool = crate::db::connect(&url, self.config.db_pool_size, migrations).await?;
+        let pool = crate::db::pool(&url, self.config.db_pool_size)?;
+        let migrations = crate::db::Migrations::from(migrations);
+        let (opener, migrated) = startup::gate();
+        let signal = self.signal.clone();
+        tokio::spawn(async move {
+            let prepared = startup::retry("database", &signal, || {
+                crate::db::prepare(&url, migrations.clone())
+            });
+            if prepared.await.is_some() {
+                opener.open();
+            }
+        });
+        self.migrated = migrated;
         self.checks.push(Check {
             name: "postgres",
             dependency: Dependency::Postgres(pool.clone()),
@@ -144,6 +170,25 @@ impl ServiceHost {
         });
         self.db = Some(pool);
         Ok(self)
+    }
+
+    /// Runs `job` once the database is migrated and before the service reports ready,
+    /// retrying it with back-off until it succeeds (it must be idempotent: every replica
+    /// runs it, at every start).
+    pub fn on_database_ready<F, Fut>(mut self, name: &'static str, job: F) -> Self
+    where
+        F: Fn(DbPool) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), startup::JobError>> + Send + 'static,
+    {
+        self.jobs
+            .push((name, Box::new(move |db| Box::pin(job(db)) as JobFuture)));
+        self
+    }
+
+    /// Opens once the database is migrated and the start-up jobs are done: background work
+    /// that needs the database (a recovery sweep) waits for it instead of failing first.
+    pub fn started(&self) -> Gate {
+        self.started.1.clone()
     }
 
     /// Adds the Redis pool; `critical` is false for a cache with a database fallback.
@@ -236,6 +281,10 @@ impl ServiceHost {
                 "no event consumer configured to rebuild".into(),
             ));
         };
+        tokio::select! {
+            () = self.migrated.opened() => {}
+            () = self.signal.clone().requested() => return Ok(()),
+        }
         crate::events::consumer::rebuild(nats, db, config, projector.as_ref())
             .await
             .map_err(ServeError::Nats)
@@ -259,7 +308,10 @@ impl ServiceHost {
         self.signal.clone()
     }
 
-    /// Binds both ports and starts serving; returns at once with the bound addresses.
+    /// Binds both ports and starts serving: health, reflection and `/livez` at once, the
+    /// service's own calls once its start-up is done (database migrated, start-up jobs run;
+    /// until then they are refused UNAVAILABLE and health says NOT_SERVING). Returns when it
+    /// is (or when shutdown is requested first) with the bound addresses.
     pub async fn serve(self, services: Services) -> Result<RunningService, ServeError> {
         let verifier = match self.verifier {
             Some(v) => v,
@@ -287,46 +339,75 @@ impl ServiceHost {
             .add_service(reflection.build_v1()?)
             .add_service(reflection_alpha.build_v1alpha()?);
 
-        let health = Health::new(self.checks);
-        // First probe before accepting traffic, so readiness is true from the first request.
+        let (opener, started) = self.started;
+        let migrated = self.migrated;
+        let (jobs, db, signal) = (self.jobs, self.db.clone(), self.signal.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = migrated.opened() => {}
+                () = signal.clone().requested() => return,
+            }
+            for (name, job) in &jobs {
+                let Some(db) = &db else { break };
+                if startup::retry(name, &signal, || job(db.clone()))
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+            }
+            opener.open();
+        });
+
+        let health = Health::new(self.checks, started.clone());
+        // First probe before accepting traffic: NOT_SERVING while starting, not "unknown".
         health.refresh(&health_reporter, &names).await;
         health
             .clone()
-            .spawn(health_reporter, names, self.signal.clone());
+            .spawn(health_reporter.clone(), names.clone(), self.signal.clone());
 
         let admin_addr =
-            crate::admin::spawn(self.config.admin_addr, health, self.signal.clone()).await?;
+            crate::admin::spawn(self.config.admin_addr, health.clone(), self.signal.clone()).await?;
         let listener = TcpListener::bind(self.config.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
 
+        // Relaying and consuming touch the service's tables: they start once it has started.
         let mut relay = None;
         if let (Some(domain), Some(db), Some(nats)) = (&self.relay_domain, &self.db, &self.nats) {
-            let handle = Relay::new(
+            let outbox = Relay::new(
                 db.clone(),
                 nats.clone(),
                 &self.config.namespace,
                 domain,
                 self.outbox.clone(),
             )
-            .retention(self.config.outbox_retention)
-            .spawn(self.signal.clone());
-            relay = Some(handle);
+            .retention(self.config.outbox_retention);
+            let (started, signal) = (started.clone(), self.signal.clone());
+            relay = Some(tokio::spawn(async move {
+                tokio::select! {
+                    () = started.opened() => {}
+                    () = signal.clone().requested() => return,
+                }
+                let _ = outbox.spawn(signal).await;
+            }));
         }
 
         if let (Some((config, projector)), Some(db), Some(nats)) =
-            (self.consumer, &self.db, &self.nats)
+            (self.consumer, self.db.clone(), self.nats.clone())
         {
-            crate::events::consumer::spawn(
-                nats.clone(),
-                db.clone(),
-                config,
-                projector,
-                self.signal.clone(),
-            );
+            let (started, signal) = (started.clone(), self.signal.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = started.opened() => {}
+                    () = signal.clone().requested() => return,
+                }
+                crate::events::consumer::spawn(nats, db, config, projector, signal);
+            });
         }
 
         let limit = self.config.max_message_bytes;
         let layers = tower::ServiceBuilder::new()
+            .layer(StartupGateLayer(started.clone()))
             .layer(TraceLayer)
             .layer(MetricsLayer)
             .layer(AuthLayer::new(verifier))
@@ -347,7 +428,17 @@ impl ServiceHost {
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, self.signal.clone().requested());
         let task = tokio::spawn(server);
-        tracing::info!(service = %self.config.service, %grpc_addr, %admin_addr, "serving");
+        tracing::info!(service = %self.config.service, %grpc_addr, %admin_addr, "listening");
+        if !started.is_open() {
+            tracing::info!("waiting for the database before serving");
+        }
+        tokio::select! {
+            () = started.opened() => {}
+            () = self.signal.clone().requested() => {}
+        }
+        // Probed again now that start-up is done, so readiness is true from the first call.
+        health.refresh(&health_reporter, &names).await;
+        tracing::info!(service = %self.config.service, "serving");
         Ok(RunningService {
             grpc_addr,
             admin_addr,

@@ -116,6 +116,18 @@ pub fn service_env(
     env
 }
 
+/// The raw answer (status line, headers, body) to `GET path` on an HTTP/1.1 port such as a
+/// service's admin port.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// Installs a log subscriber once when `RUST_LOG` is set; tests are quiet otherwise.
 pub fn init_logs() {
     if std::env::var("RUST_LOG").is_err() {

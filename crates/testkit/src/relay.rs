@@ -14,9 +14,15 @@ pub struct Relay {
 impl Relay {
     /// A relay to `target`, listening on an ephemeral port.
     pub async fn to(target: std::net::SocketAddr) -> Self {
+        Self::on("127.0.0.1:0".parse().unwrap(), target).await
+    }
+
+    /// A relay to `target` listening on `addr`: a server that comes up where callers were
+    /// already told to find it (see [`free_addr`]).
+    pub async fn on(addr: std::net::SocketAddr, target: std::net::SocketAddr) -> Self {
         use std::sync::atomic::Ordering;
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = sent.clone();
@@ -64,6 +70,13 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A local address nothing listens on (yet): where a test tells a service its dependency is
+/// before starting it, so that connecting is refused until a [`Relay::on`] opens there.
+pub fn free_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
 
 /// `n` catalog replicas on one database, each behind a [`Relay`], as Kubernetes runs them;

@@ -21,14 +21,16 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 ///
 /// With `seed_demo` (`MERCATO_SEED_DEMO=true`) an empty catalog is filled with demo products.
 pub async fn start(config: ServiceConfig, seed_demo: bool) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
+    let mut host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
         .with_redis(false)?
         .with_event_relay("catalog")
         .await?;
-    if seed_demo && let Err(err) = seed::seed_demo(&host.db()?).await {
-        tracing::warn!(error = %err, "demo catalog not seeded");
+    if seed_demo {
+        host = host.on_database_ready("demo catalog", |db| async move {
+            Ok(seed::seed_demo(&db).await.map(drop)?)
+        });
     }
     let redis = host
         .redis

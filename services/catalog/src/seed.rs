@@ -165,14 +165,19 @@ const DEMO: &[Seed] = &[
 ];
 
 /// Seeds the demo catalog when there are no products yet; returns how many were added.
+/// Replicas starting together seed it once: the first takes a lock the others wait on, and
+/// they then find the products there.
 pub async fn seed_demo(db: &DbPool) -> anyhow::Result<usize> {
     let mut conn = db.get().await?;
-    let existing: i64 = products::table.count().get_result(&mut conn).await?;
-    if existing > 0 {
-        return Ok(0);
-    }
     let added = conn
         .transaction::<usize, WriteError, _>(async |conn| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('mercato.catalog.seed'))")
+                .execute(conn)
+                .await?;
+            let existing: i64 = products::table.count().get_result(conn).await?;
+            if existing > 0 {
+                return Ok(0);
+            }
             let mut added = 0;
             for (category, description, items) in DEMO {
                 let category = store::insert_category(
@@ -203,6 +208,8 @@ pub async fn seed_demo(db: &DbPool) -> anyhow::Result<usize> {
             Ok(added)
         })
         .await?;
-    tracing::info!(products = added, "seeded the demo catalog");
+    if added > 0 {
+        tracing::info!(products = added, "seeded the demo catalog");
+    }
     Ok(added)
 }

@@ -106,7 +106,7 @@ impl DisplayName {
 }
 
 /// A validated new account.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewUser {
     /// Normalised e-mail.
     pub email: Email,

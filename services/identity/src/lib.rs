@@ -174,19 +174,34 @@ pub async fn start(
     config: ServiceConfig,
     settings: Settings,
 ) -> Result<RunningService, StartError> {
-    let host = ServiceHost::new(config)
+    // A bad administrator is a configuration error, refused before anything starts; storing
+    // it waits for the database like the rest of start-up.
+    let admin = settings
+        .admin
+        .as_ref()
+        .map(|(email, password)| domain::NewUser::parse(email, password, "Administrator"))
+        .transpose()
+        .map_err(|v| StartError::Admin(v.into_status().message().to_owned()))?;
+    let hasher = hashing::Hasher::new(settings.hashing);
+    let mut host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
         .with_event_relay("identity")
         .await?;
+    if let Some(admin) = admin {
+        let hasher = hasher.clone();
+        host = host.on_database_ready("administrator", move |db| {
+            let (hasher, admin) = (hasher.clone(), admin.clone());
+            async move { Ok(ensure_admin(&db, &hasher, admin).await?) }
+        });
+    }
+    for client in settings.service_clients.clone() {
+        host = host.on_database_ready("service client", move |db| {
+            let client = client.clone();
+            async move { Ok(ensure_client(&db, &client).await?) }
+        });
+    }
     let db = host.db()?;
-    let hasher = hashing::Hasher::new(settings.hashing);
-    if let Some((email, password)) = &settings.admin {
-        ensure_admin(&db, &hasher, email, password).await?;
-    }
-    for client in &settings.service_clients {
-        ensure_client(&db, client).await?;
-    }
     let verifier = Verifier::with_keys(std::slice::from_ref(settings.keys.jwk()), &settings.issuer);
     let api = api::IdentityApi::new(db, hasher, Arc::new(settings), host.outbox.clone());
     let max = host.config.max_message_bytes;
@@ -224,11 +239,8 @@ async fn ensure_client(
 async fn ensure_admin(
     db: &mercato_kernel::db::DbPool,
     hasher: &hashing::Hasher,
-    email: &str,
-    password: &str,
+    new: domain::NewUser,
 ) -> Result<(), StartError> {
-    let new = domain::NewUser::parse(email, password, "Administrator")
-        .map_err(|v| StartError::Admin(v.into_status().message().to_owned()))?;
     let mut conn = db
         .get()
         .await

@@ -78,6 +78,7 @@ pub async fn start(
         db.clone(),
         saga.clone(),
         settings.sweep,
+        host.started(),
         host.shutdown_signal(),
     );
     let api = api::OrderApi::new(db, peers, saga, host.outbox.clone());

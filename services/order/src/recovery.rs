@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use mercato_kernel::db::DbPool;
 use mercato_kernel::shutdown::ShutdownSignal;
+use mercato_kernel::startup::Gate;
 
 use crate::saga::Saga;
 use crate::store;
@@ -15,9 +16,14 @@ const BATCH: i64 = 50;
 /// Sagas driven at once by the sweep.
 const PARALLEL: usize = 8;
 
-/// Sweeps at start-up and then every `interval` until shutdown.
-pub fn spawn(db: DbPool, saga: Saga, interval: Duration, shutdown: ShutdownSignal) {
+/// Sweeps once the service has started (its database migrated) and then every `interval`
+/// until shutdown.
+pub fn spawn(db: DbPool, saga: Saga, interval: Duration, started: Gate, shutdown: ShutdownSignal) {
     tokio::spawn(async move {
+        tokio::select! {
+            () = started.opened() => {}
+            () = shutdown.clone().requested() => return,
+        }
         loop {
             if let Err(err) = sweep(&db, &saga).await {
                 tracing::warn!(error = %err, "saga recovery sweep failed");

@@ -84,7 +84,7 @@ async fn reads_still_answer_from_postgres_when_redis_is_down() {
             .unwrap();
         assert_eq!(got.into_inner().product.unwrap().name, "Resilient");
     }
-    let ready = reqwest_free_get(catalog.running.admin_addr, "/readyz").await;
+    let ready = mercato_testkit::http_get(catalog.running.admin_addr, "/readyz").await;
     assert!(
         ready.starts_with("HTTP/1.1 200"),
         "a cache outage must not make the catalog unready: {ready}"
@@ -92,20 +92,6 @@ async fn reads_still_answer_from_postgres_when_redis_is_down() {
 }
 
 /// A minimal HTTP/1.1 GET, enough for the admin port.
-async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test]
 async fn product_events_reach_jetstream_exactly_once() {
     let catalog = TestCatalog::start().await;
