@@ -12,6 +12,10 @@
 //! 4. [`retry`]: retries only for RPCs the contracts declare idempotent, only on
 //!    UNAVAILABLE, with jittered back-off and a budget so retries cannot amplify an outage;
 //!    the balancer sends a retry to another endpoint than the one that just failed.
+//!
+//! Readiness passes through: each layer's `poll_ready` is its inner service's, down to the
+//! balancer, which chooses the endpoint there and waits for that endpoint's connection to
+//! take another call; a caller (a generated client awaits `ready()`) so feels backpressure.
 
 pub mod balance;
 pub mod context;
@@ -33,6 +37,14 @@ pub use tokens::ServiceTokens;
 
 /// Errors inside the stack; the guard layer turns every one into a gRPC status.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The inner service a layer's `poll_ready` made ready, for the call it is about to make,
+/// leaving a fresh clone for the next `poll_ready` (the clone-and-swap tower's docs
+/// describe): the readiness the caller waited for is the one the call uses.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let fresh = inner.clone();
+    std::mem::replace(inner, fresh)
+}
 
 /// A channel to one peer with the whole stack applied; generated clients take it as is, e.g.
 /// `InventoryServiceClient::new(peers.channel("inventory")?)`.

@@ -174,6 +174,10 @@ pub struct ServiceConfig {
     /// Back-off before an event's second delivery, doubling after each failure
     /// (`MERCATO_EVENT_BACKOFF_MS`, default 500).
     pub event_backoff: Duration,
+    /// Copies JetStream keeps of every stream the service creates or updates, 1 to 5
+    /// (`MERCATO_EVENT_STREAM_REPLICAS`, default 1; one per server of a 3-node cluster). Every
+    /// service must give the same number: each sets it on the streams it follows too.
+    pub event_stream_replicas: usize,
     /// How long published events stay in the outbox for inspection before the relay deletes
     /// them (`MERCATO_OUTBOX_RETENTION_HOURS`, default 72). Unpublished events are never
     /// deleted.
@@ -298,6 +302,16 @@ impl ServiceConfig {
             call_timeout: Duration::from_millis(vars.parse_or("MERCATO_CALL_TIMEOUT_MS", 5000)?),
             event_max_attempts: vars.parse_or("MERCATO_EVENT_MAX_ATTEMPTS", 5)?,
             event_backoff: Duration::from_millis(vars.parse_or("MERCATO_EVENT_BACKOFF_MS", 500)?),
+            event_stream_replicas: match vars.parse_or("MERCATO_EVENT_STREAM_REPLICAS", 1)? {
+                n @ 1..=5 => n,
+                n => {
+                    return Err(ConfigError::Invalid {
+                        key: "MERCATO_EVENT_STREAM_REPLICAS".into(),
+                        value: n.to_string(),
+                        reason: "JetStream keeps 1 to 5 copies of a stream".into(),
+                    });
+                }
+            },
             outbox_retention: Duration::from_secs(3600u64.saturating_mul(vars.parse_or(
                 "MERCATO_OUTBOX_RETENTION_HOURS",
                 crate::events::outbox::DEFAULT_RETENTION.as_secs() / 3600,
@@ -391,5 +405,27 @@ mod tests {
         let err = ServiceConfig::from_source("catalog", &env(&[("MERCATO_GRPC_ADDR", "nope")]))
             .unwrap_err();
         assert!(err.to_string().contains("MERCATO_GRPC_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn stream_copies_are_one_to_five() {
+        let copies = |value: &str| {
+            ServiceConfig::from_source("catalog", &env(&[("MERCATO_EVENT_STREAM_REPLICAS", value)]))
+                .map(|c| c.event_stream_replicas)
+        };
+        assert_eq!(
+            ServiceConfig::from_source("catalog", &env(&[]))
+                .unwrap()
+                .event_stream_replicas,
+            1
+        );
+        assert_eq!(copies("3").unwrap(), 3);
+        for refused in ["0", "6", "three"] {
+            let err = copies(refused).unwrap_err();
+            assert!(
+                err.to_string().contains("MERCATO_EVENT_STREAM_REPLICAS"),
+                "{err}"
+            );
+        }
     }
 }

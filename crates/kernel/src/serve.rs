@@ -249,6 +249,7 @@ impl ServiceHost {
         let mut config = ConsumerConfig::new(&self.config.service, &self.config.namespace, domains);
         config.max_attempts = self.config.event_max_attempts.max(1);
         config.backoff = self.config.event_backoff;
+        config.stream_replicas = self.config.event_stream_replicas;
         self.consumer = Some((config, projector));
         Ok(self)
     }
@@ -367,7 +368,8 @@ impl ServiceHost {
             .spawn(health_reporter.clone(), names.clone(), self.signal.clone());
 
         let admin_addr =
-            crate::admin::spawn(self.config.admin_addr, health.clone(), self.signal.clone()).await?;
+            crate::admin::spawn(self.config.admin_addr, health.clone(), self.signal.clone())
+                .await?;
         let listener = TcpListener::bind(self.config.grpc_addr).await?;
         let grpc_addr = listener.local_addr()?;
 
@@ -381,7 +383,8 @@ impl ServiceHost {
                 domain,
                 self.outbox.clone(),
             )
-            .retention(self.config.outbox_retention);
+            .retention(self.config.outbox_retention)
+            .stream_replicas(self.config.event_stream_replicas);
             let (started, signal) = (started.clone(), self.signal.clone());
             relay = Some(tokio::spawn(async move {
                 tokio::select! {

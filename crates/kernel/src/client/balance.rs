@@ -68,12 +68,25 @@ pub type Connector<C> = Box<dyn Fn(SocketAddr, &Uri) -> Option<C> + Send + Sync>
 /// client uses tonic channels; the gateway its own HTTP/2 connections.
 pub struct Balancer<C = Channel> {
     shared: Arc<Shared<C>>,
+    /// This handle's choice for its next call, made and made ready in `poll_ready`.
+    chosen: Option<(Pick<C>, C)>,
+    /// A lookup `poll_ready` waits for when no endpoint is known yet.
+    resolving: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<C> Clone for Balancer<C> {
+    /// Shares the endpoints; the clone makes its own choice.
     fn clone(&self) -> Self {
+        Self::sharing(self.shared.clone())
+    }
+}
+
+impl<C> Balancer<C> {
+    fn sharing(shared: Arc<Shared<C>>) -> Self {
         Self {
-            shared: self.shared.clone(),
+            shared,
+            chosen: None,
+            resolving: None,
         }
     }
 }
@@ -195,7 +208,7 @@ impl<C: Send + Sync + 'static> Balancer<C> {
                 tokio::spawn(resolve_forever(Arc::downgrade(&shared), resolve_now));
             }
         }
-        Ok(Self { shared })
+        Ok(Self::sharing(shared))
     }
 
     /// The endpoints known now (for tests and diagnostics).
@@ -212,11 +225,15 @@ impl<C: Send + Sync + 'static> Balancer<C> {
     /// dropped; see the module docs.
     pub async fn pick(&self) -> Result<Pick<C>, NoEndpoints> {
         let backend = self.shared.pick().await?;
-        Ok(Pick {
+        Ok(self.counted(backend))
+    }
+
+    fn counted(&self, backend: Arc<Backend<C>>) -> Pick<C> {
+        Pick {
             in_flight: InFlight::new(backend),
             peer: self.shared.peer.clone(),
             resolve_now: self.shared.resolve_now.clone(),
-        })
+        }
     }
 }
 
@@ -326,11 +343,23 @@ impl<C> Shared<C> {
 
     /// The endpoint for the next call; see the module docs.
     async fn pick(&self) -> Result<Arc<Backend<C>>, NoEndpoints> {
-        let mut backends = self.snapshot();
-        if backends.is_empty() {
+        if self.snapshot().is_empty() {
             self.refresh().await;
-            backends = self.snapshot();
         }
+        self.choose().ok_or_else(|| self.no_endpoints())
+    }
+
+    fn no_endpoints(&self) -> NoEndpoints {
+        NoEndpoints {
+            peer: self.peer.clone(),
+            upstream: self.upstream.clone(),
+        }
+    }
+
+    /// Power of two choices among the endpoints not ejected (all of them when every one
+    /// is); `None` when none is known.
+    fn choose(&self) -> Option<Arc<Backend<C>>> {
+        let backends = self.snapshot();
         let now = Instant::now();
         let healthy: Vec<&Arc<Backend<C>>> = backends.iter().filter(|b| !b.ejected(now)).collect();
         let pool: Vec<&Arc<Backend<C>>> = if healthy.is_empty() {
@@ -352,10 +381,7 @@ impl<C> Shared<C> {
                 Some(if b.load(now) < a.load(now) { b } else { a })
             }
         };
-        chosen.cloned().ok_or_else(|| NoEndpoints {
-            peer: self.peer.clone(),
-            upstream: self.upstream.clone(),
-        })
+        chosen.cloned()
     }
 }
 
@@ -418,27 +444,69 @@ impl<C> Drop for InFlight<C> {
     }
 }
 
+impl Balancer<Channel> {
+    fn choose(&mut self, backend: Arc<Backend<Channel>>) {
+        let conn = backend.conn.clone();
+        self.chosen = Some((self.counted(backend), conn));
+    }
+}
+
 impl Service<Request<Body>> for Balancer<Channel> {
     type Response = Response<Body>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
-    /// Always ready: readiness is the chosen endpoint's, awaited inside the call (which
-    /// endpoint is only known then).
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    /// Chooses the endpoint for the next call and is ready when its connection can take
+    /// it; before any endpoint is known, waits for a lookup, and fails if it finds none.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            if let Some((_, conn)) = &mut self.chosen {
+                return match conn.poll_ready(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                    Poll::Ready(Err(err)) => {
+                        let err = BoxError::from(err);
+                        if let Some((pick, _)) = self.chosen.take() {
+                            pick.record(&Err(err.to_string().into()));
+                        }
+                        Poll::Ready(Err(err))
+                    }
+                };
+            }
+            if let Some(lookup) = &mut self.resolving {
+                std::task::ready!(Pin::new(lookup).poll(cx)).ok();
+                self.resolving = None;
+                match self.shared.choose() {
+                    Some(backend) => self.choose(backend),
+                    None => return Poll::Ready(Err(self.shared.no_endpoints().into())),
+                }
+                continue;
+            }
+            match self.shared.choose() {
+                Some(backend) => self.choose(backend),
+                None => {
+                    let shared = self.shared.clone();
+                    self.resolving = Some(tokio::spawn(async move { shared.refresh().await }));
+                }
+            }
+        }
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let chosen = self.chosen.take();
         let balancer = self.clone();
         Box::pin(async move {
-            let pick = balancer.pick().await?;
-            let outcome = pick
-                .connection()
-                .clone()
-                .oneshot(req)
-                .await
-                .map_err(BoxError::from);
+            // Called without `poll_ready` (against tower's contract): choose now.
+            let (pick, mut conn) = match chosen {
+                Some(chosen) => chosen,
+                None => {
+                    let pick = balancer.pick().await?;
+                    let mut conn = pick.connection().clone();
+                    conn.ready().await?;
+                    (pick, conn)
+                }
+            };
+            let outcome = conn.call(req).await.map_err(BoxError::from);
             pick.record(&outcome);
             outcome
         })
@@ -532,5 +600,38 @@ mod tests {
         assert_eq!(balancer.endpoints(), [kept, added]);
         let old = before.iter().find(|b| b.addr == kept).unwrap();
         assert!(Arc::ptr_eq(old, &after[0]), "same connection and health");
+    }
+
+    #[tokio::test]
+    async fn readiness_chooses_the_endpoint_and_counts_it_in_flight_until_used() {
+        let mut balancer =
+            Balancer::new("p", "http://127.0.0.1:7051,http://127.0.0.1:7052", plain()).unwrap();
+        let backends = balancer.shared.snapshot();
+        balancer.ready().await.unwrap();
+        let chosen = balancer.chosen.as_ref().unwrap().0.in_flight.0.addr;
+        let in_flight = |addr| {
+            backends
+                .iter()
+                .find(|b| b.addr == addr)
+                .unwrap()
+                .in_flight
+                .load(Ordering::Relaxed)
+        };
+        assert_eq!(in_flight(chosen), 1, "reserved from poll_ready to call");
+        assert!(
+            balancer.clone().chosen.is_none(),
+            "a clone chooses for itself"
+        );
+        drop(balancer);
+        assert_eq!(in_flight(chosen), 0, "released when the call is never made");
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_a_lookup_and_fails_when_it_finds_nothing() {
+        // Every address the name resolves to is refused by the connector: none is known.
+        let mut balancer: Balancer<Channel> =
+            Balancer::with_connector("p", "http://localhost:7061", Box::new(|_, _| None)).unwrap();
+        let err = balancer.ready().await.unwrap_err();
+        assert!(err.to_string().contains("no endpoint of p"), "{err}");
     }
 }

@@ -14,7 +14,7 @@ use http::{HeaderValue, Request, Response};
 use opentelemetry::propagation::Injector;
 use tokio::time::Instant;
 use tonic::body::Body;
-use tower::{Layer, Service, ServiceExt as _};
+use tower::{Layer, Service};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::BoxError;
@@ -153,8 +153,8 @@ where
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
@@ -173,7 +173,7 @@ where
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut HeaderInjector(headers));
         });
-        let inner = self.inner.clone();
+        let mut inner = super::take_ready(&mut self.inner);
         Box::pin(async move {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -185,7 +185,7 @@ where
             if let Ok(value) = HeaderValue::from_str(&format_timeout(left)) {
                 req.headers_mut().insert(GRPC_TIMEOUT, value);
             }
-            match tokio::time::timeout_at(deadline, inner.oneshot(req)).await {
+            match tokio::time::timeout_at(deadline, inner.call(req)).await {
                 Ok(result) => result,
                 Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
                     "no answer within {} ms",

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tonic::body::Body;
-use tower::{Layer, Service, ServiceExt as _};
+use tower::{Layer, Service};
 
 use super::BoxError;
 
@@ -31,15 +31,29 @@ impl<S> Layer<S> for GuardLayer {
         GuardService {
             inner,
             peer: self.peer.clone(),
+            unready: None,
         }
     }
 }
 
 /// See [`GuardLayer`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GuardService<S> {
     inner: S,
     peer: std::sync::Arc<str>,
+    /// Why the stack below could not become ready (no endpoint known, say): the guard's own
+    /// readiness cannot fail, so the call it was polled for answers with it.
+    unready: Option<BoxError>,
+}
+
+impl<S: Clone> Clone for GuardService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            peer: self.peer.clone(),
+            unready: None,
+        }
+    }
 }
 
 impl<S> Service<Request<Body>> for GuardService<S>
@@ -53,17 +67,31 @@ where
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(err)) => {
+                self.unready = Some(err);
+                Poll::Ready(Ok(()))
+            }
+        }
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
         let peer = self.peer.clone();
         let method = req.uri().path().to_owned();
+        let called = match self.unready.take() {
+            Some(err) => Err(err),
+            None => Ok(super::take_ready(&mut self.inner).call(req)),
+        };
 
         Box::pin(async move {
-            match inner.oneshot(req).await {
+            let outcome = match called {
+                Ok(call) => call.await,
+                Err(err) => Err(err),
+            };
+            match outcome {
                 Ok(response) => Ok(response),
                 Err(err) => {
                     let cause = error_chain(err.as_ref());

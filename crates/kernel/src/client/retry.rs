@@ -167,15 +167,15 @@ where
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
+        let mut inner = super::take_ready(&mut self.inner);
         self.budget.deposit();
         if !self.table.is_idempotent(req.uri().path()) {
-            return Box::pin(inner.oneshot(req));
+            return Box::pin(inner.call(req));
         }
         let budget = self.budget.clone();
         Box::pin(async move {
@@ -184,12 +184,13 @@ where
             let body = match buffer(body, RETRY_BUFFER_LIMIT).await? {
                 Buffered::Whole(body) => body,
                 Buffered::TooLarge(body) => {
-                    return inner.oneshot(Request::from_parts(parts, body)).await;
+                    return inner.call(Request::from_parts(parts, body)).await;
                 }
             };
+            // The first attempt goes where `poll_ready` chose; each retry chooses again.
+            let mut outcome = inner.call(rebuild(&parts, &body)).await;
             let mut attempt = 1;
             loop {
-                let outcome = inner.clone().oneshot(rebuild(&parts, &body)).await;
                 if attempt >= MAX_ATTEMPTS || !retryable(&outcome) || !budget.withdraw() {
                     return outcome;
                 }
@@ -198,6 +199,7 @@ where
                 tracing::debug!(path = %parts.uri.path(), attempt, ?pause, "retrying");
                 tokio::time::sleep(pause).await;
                 attempt += 1;
+                outcome = inner.clone().oneshot(rebuild(&parts, &body)).await;
             }
         })
     }

@@ -13,7 +13,7 @@ use mercato::pb::identity::v1::{ClientCredentialsGrant, IssueTokenRequest, issue
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::body::Body;
-use tower::{Layer, Service, ServiceExt as _};
+use tower::{Layer, Service};
 
 use super::BoxError;
 use crate::config::ClientCredentials;
@@ -140,12 +140,12 @@ where
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
+        let mut inner = super::take_ready(&mut self.inner);
         let tokens = self
             .tokens
             .clone()
@@ -159,7 +159,7 @@ where
                     Err(status) => return Ok(status.into_http()),
                 }
             }
-            inner.oneshot(req).await
+            inner.call(req).await
         })
     }
 }

@@ -74,6 +74,9 @@ pub struct ConsumerConfig {
     pub max_attempts: i64,
     /// Back-off before the second delivery; doubles per attempt, at most 30 s.
     pub backoff: Duration,
+    /// Copies of the followed streams and of the dead letters (see
+    /// [`crate::events::stream::ensure_replicated_stream`]).
+    pub stream_replicas: usize,
 }
 
 impl ConsumerConfig {
@@ -85,6 +88,7 @@ impl ConsumerConfig {
             domains: domains.iter().map(|d| (*d).to_owned()).collect(),
             max_attempts: 5,
             backoff: Duration::from_millis(500),
+            stream_replicas: 1,
         }
     }
 
@@ -99,8 +103,13 @@ impl ConsumerConfig {
 }
 
 /// The stream holding every dead letter of a namespace, so parked events are kept.
-async fn ensure_dlq_stream(js: &jetstream::Context, namespace: &str) -> Result<(), String> {
+async fn ensure_dlq_stream(
+    js: &jetstream::Context,
+    namespace: &str,
+    replicas: usize,
+) -> Result<(), String> {
     js.create_or_update_stream(jetstream::stream::Config {
+        num_replicas: replicas,
         name: crate::events::stream_name(namespace, "dlq"),
         subjects: vec![format!("{namespace}.dlq.>")],
         max_age: Duration::from_secs(30 * 24 * 3600),
@@ -200,10 +209,11 @@ impl Follower {
 
     async fn consume(&self) -> Result<(), String> {
         let ns = &self.config.namespace;
-        crate::events::stream::ensure_stream(&self.js, ns, &self.domain)
+        let replicas = self.config.stream_replicas;
+        crate::events::stream::ensure_replicated_stream(&self.js, ns, &self.domain, replicas)
             .await
             .map_err(|e| e.to_string())?;
-        ensure_dlq_stream(&self.js, ns).await?;
+        ensure_dlq_stream(&self.js, ns, replicas).await?;
         let stream = self
             .js
             .get_stream(crate::events::stream_name(ns, &self.domain))

@@ -11,7 +11,7 @@ use prost::{Message as _, Name};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::stream::{ensure_stream, event_subject};
+use super::stream::{ensure_replicated_stream, event_subject};
 use crate::db::DbPool;
 use crate::shutdown::ShutdownSignal;
 
@@ -97,6 +97,7 @@ pub struct Relay {
     domain: String,
     notifier: OutboxNotifier,
     retention: Duration,
+    stream_replicas: usize,
 }
 
 impl Relay {
@@ -117,7 +118,15 @@ impl Relay {
             domain: domain.to_owned(),
             notifier,
             retention: DEFAULT_RETENTION,
+            stream_replicas: 1,
         }
+    }
+
+    /// Keeps `replicas` copies of the domain's stream (default 1).
+    #[must_use]
+    pub fn stream_replicas(mut self, replicas: usize) -> Self {
+        self.stream_replicas = replicas;
+        self
     }
 
     /// Keeps published events for `retention` before deleting them (default 72 h).
@@ -143,9 +152,14 @@ impl Relay {
                 }
                 let round = async {
                     if !stream_ready {
-                        ensure_stream(&self.js, &self.namespace, &self.domain)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        ensure_replicated_stream(
+                            &self.js,
+                            &self.namespace,
+                            &self.domain,
+                            self.stream_replicas,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
                         stream_ready = true;
                     }
                     self.publish_batch().await

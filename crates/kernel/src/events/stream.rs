@@ -49,13 +49,26 @@ pub fn stream_name(namespace: &str, domain: &str) -> String {
         .collect()
 }
 
-/// Creates (or updates) the stream of `domain` so publishing never races its creation.
+/// Creates (or updates) the stream of `domain` with one copy (tests and tools on a single
+/// server); see [`ensure_replicated_stream`].
 pub async fn ensure_stream(
     js: &jetstream::Context,
     namespace: &str,
     domain: &str,
 ) -> Result<(), jetstream::context::CreateStreamError> {
+    ensure_replicated_stream(js, namespace, domain, 1).await
+}
+
+/// Creates (or updates) the stream of `domain`, kept in `replicas` copies, so publishing
+/// never races its creation.
+pub async fn ensure_replicated_stream(
+    js: &jetstream::Context,
+    namespace: &str,
+    domain: &str,
+    replicas: usize,
+) -> Result<(), jetstream::context::CreateStreamError> {
     js.create_or_update_stream(jetstream::stream::Config {
+        num_replicas: replicas,
         name: stream_name(namespace, domain),
         subjects: vec![format!("{namespace}.{domain}.>")],
         // Wider than any outage the relay retries through in one go.
