@@ -7,6 +7,7 @@ mod checkout;
 mod concurrency;
 mod faults;
 mod recovery;
+mod replicas;
 mod validation;
 
 use mercato::pb::order::v1::{Order, OrderStatus, PlaceOrderRequest};
