@@ -281,4 +281,89 @@ mod tests {
         assert!(status.message().contains("peer"), "{status:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }
+
+    #[tokio::test]
+    async fn endpoints_added_and_removed_under_traffic_take_calls_and_drain() {
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let (url, seen) = recording_server().await;
+            let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+            servers.push((addr, seen));
+        }
+        let calls = |i: usize| servers[i].1.lock().unwrap().len();
+        // The peer's name resolves to whatever the test says it does.
+        let listed = Arc::new(Mutex::new(vec![servers[0].0, servers[1].0]));
+        let answer = listed.clone();
+        let resolve: balance::Resolve = Arc::new(move |_, _| {
+            let found = answer.lock().unwrap().clone();
+            Box::pin(async move { Ok(found) })
+        });
+        let balancer = balance::Balancer::resolved_by(
+            "peer",
+            "http://peer.test:1",
+            Arc::new(settings),
+            resolve,
+        )
+        .unwrap();
+        let health = HealthClient::new(stack(
+            "peer",
+            balancer.clone(),
+            None,
+            Duration::from_secs(5),
+        ));
+
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let traffic: Vec<_> = (0..4)
+            .map(|_| {
+                let (mut health, stop) = (health.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut failed = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if health.check(HealthCheckRequest::default()).await.is_err() {
+                            failed += 1;
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let pause = || tokio::time::sleep(Duration::from_millis(300));
+
+        pause().await;
+        assert!(
+            calls(0) > 0 && calls(1) > 0,
+            "both listed endpoints take calls"
+        );
+        assert_eq!(calls(2), 0, "an endpoint not listed takes none");
+
+        listed.lock().unwrap().push(servers[2].0);
+        balancer.refresh().await;
+        pause().await;
+        assert!(calls(2) > 0, "an added endpoint takes calls");
+
+        listed.lock().unwrap().remove(0);
+        balancer.refresh().await;
+        let at_removal = calls(0);
+        pause().await;
+        // Calls already chosen for it (one per caller at most) may still land.
+        assert!(
+            calls(0) <= at_removal + 4,
+            "a removed endpoint takes no new calls"
+        );
+        let (one, two) = (calls(1), calls(2));
+        pause().await;
+        assert!(
+            calls(1) > one && calls(2) > two,
+            "the others carry the traffic"
+        );
+
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for caller in traffic {
+            assert_eq!(
+                caller.await.unwrap(),
+                0,
+                "no call failed while endpoints changed"
+            );
+        }
+    }
 }

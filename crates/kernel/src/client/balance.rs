@@ -60,6 +60,20 @@ struct Target {
 /// How each endpoint's tonic connection is set up.
 pub type Connect = Arc<dyn Fn(Endpoint) -> Endpoint + Send + Sync>;
 
+/// Looks a host and port up (DNS by default; tests hand in a resolver they control).
+pub type Resolve = Arc<
+    dyn Fn(String, u16) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The system resolver (a Kubernetes headless Service's name: its ready pods).
+pub fn dns() -> Resolve {
+    Arc::new(|host, port| {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    })
+}
+
 /// Opens the connection (of type `C`) to one endpoint: its address, and the URL it was
 /// found for (whose authority callers keep addressing).
 pub type Connector<C> = Box<dyn Fn(SocketAddr, &Uri) -> Option<C> + Send + Sync>;
@@ -96,6 +110,7 @@ struct Shared<C> {
     upstream: String,
     targets: Vec<Target>,
     connect: Connector<C>,
+    resolve: Resolve,
     backends: RwLock<Arc<Vec<Arc<Backend<C>>>>>,
     /// Wakes the resolver early (a connection failed).
     resolve_now: Arc<Notify>,
@@ -160,13 +175,24 @@ impl Balancer<Channel> {
     /// channel with `connect`'s settings; must be called inside a Tokio runtime (it resolves
     /// in the background).
     pub fn new(peer: &str, upstream: &str, connect: Connect) -> Result<Self, ClientError> {
-        Self::with_connector(
+        Self::resolved_by(peer, upstream, connect, dns())
+    }
+
+    /// [`Balancer::new`], with names looked up by `resolve`.
+    pub fn resolved_by(
+        peer: &str,
+        upstream: &str,
+        connect: Connect,
+        resolve: Resolve,
+    ) -> Result<Self, ClientError> {
+        Self::with_parts(
             peer,
             upstream,
             Box::new(move |addr, origin| {
                 let endpoint = Endpoint::from_shared(format!("http://{addr}")).ok()?;
                 Some(connect(endpoint.origin(origin.clone())).connect_lazy())
             }),
+            resolve,
         )
     }
 }
@@ -179,6 +205,16 @@ impl<C: Send + Sync + 'static> Balancer<C> {
         upstream: &str,
         connect: Connector<C>,
     ) -> Result<Self, ClientError> {
+        Self::with_parts(peer, upstream, connect, dns())
+    }
+
+    /// [`Balancer::with_connector`], with names looked up by `resolve`.
+    pub fn with_parts(
+        peer: &str,
+        upstream: &str,
+        connect: Connector<C>,
+        resolve: Resolve,
+    ) -> Result<Self, ClientError> {
         let targets = parse_targets(peer, upstream)?;
         let resolve_now = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
@@ -186,6 +222,7 @@ impl<C: Send + Sync + 'static> Balancer<C> {
             upstream: upstream.to_owned(),
             targets,
             connect,
+            resolve,
             backends: RwLock::default(),
             resolve_now: resolve_now.clone(),
         });
@@ -293,8 +330,8 @@ impl<C> Shared<C> {
     async fn refresh(&self) {
         let mut addrs = Vec::new();
         for (i, target) in self.targets.iter().enumerate() {
-            match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
-                Ok(found) => addrs.extend(found.map(|addr| (addr, i))),
+            match (self.resolve)(target.host.clone(), target.port).await {
+                Ok(found) => addrs.extend(found.into_iter().map(|addr| (addr, i))),
                 Err(err) => {
                     tracing::warn!(peer = %self.peer, host = %target.host, error = %err, "cannot resolve upstream; keeping its endpoints");
                     return;
