@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` and `NATS_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod history;
 pub mod raw;
 pub mod relay;
 pub mod shop;
