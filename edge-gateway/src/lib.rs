@@ -197,8 +197,12 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let grace = config.shutdown_grace;
     let traced = TraceLayer.layer(gateway);
-    let hops = settings.trusted_proxy_hops;
-    let limit = connection_limit::ConnectionLimit::new(settings.max_connections_per_ip);
+    let admission = server::Admission {
+        trusted_proxy_hops: settings.trusted_proxy_hops,
+        limit: connection_limit::ConnectionLimit::new(settings.max_connections_per_ip),
+        max_age: config.max_connection_age,
+        age_grace: config.max_connection_age_grace,
+    };
     let task = match cors::layer(&settings.cors_origins) {
         Some(cors) => tokio::spawn(server::serve(
             listener,
@@ -206,11 +210,10 @@ pub async fn start(
             workers,
             signal,
             grace,
-            hops,
-            limit,
+            admission,
         )),
         None => tokio::spawn(server::serve(
-            listener, traced, workers, signal, grace, hops, limit,
+            listener, traced, workers, signal, grace, admission,
         )),
     };
     tracing::info!(%addr, %admin_addr, "edge gateway serving");

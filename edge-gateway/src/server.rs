@@ -227,17 +227,99 @@ impl Service<Request<Incoming>> for Gateway {
     }
 }
 
-/// Accepts connections on `listener` until `shutdown` (at most `limit` open per client
-/// address), each served whole by one of `workers` in turn, then lets open requests finish for at most `grace`. Each request learns
-/// its client's address (see [`crate::gate::client_addr`]).
+/// Serves `connection` to its end. On shutdown, or once it is `age` old, it is sent away
+/// gracefully (no new requests; those in flight finish); one sent away for its age is closed
+/// after `grace` even if requests are still running (the server's own shutdown grace bounds
+/// the other case).
+async fn drive<C>(
+    connection: C,
+    shutdown: ShutdownSignal,
+    age: Option<Duration>,
+    grace: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + GracefulClose,
+{
+    tokio::pin!(connection);
+    let stop = shutdown.requested();
+    tokio::pin!(stop);
+    let aged = async {
+        match age {
+            Some(age) => tokio::time::sleep(age).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(aged);
+    let mut closing = false;
+    let mut cut_at = None;
+    loop {
+        let cut = async {
+            match cut_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ended = connection.as_mut() => return ended,
+            () = &mut stop, if !closing => {
+                closing = true;
+                connection.as_mut().close_gracefully();
+            }
+            () = &mut aged, if !closing => {
+                closing = true;
+                metrics::counter!("mercato_gateway_connections_aged_total").increment(1);
+                connection.as_mut().close_gracefully();
+                cut_at = Some(tokio::time::Instant::now() + grace);
+            }
+            () = cut => return Ok(()),
+        }
+    }
+}
+
+/// A connection that can be asked to finish what it has and take nothing new.
+trait GracefulClose {
+    fn close_gracefully(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulClose for auto::Connection<'static, I, S, TokioExecutor>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// How connections are admitted and how long they may live.
+pub struct Admission {
+    /// Proxies whose `x-forwarded-for` entries are trusted (see [`crate::gate::client_addr`]).
+    pub trusted_proxy_hops: usize,
+    /// Open connections per client address.
+    pub limit: ConnectionLimit,
+    /// Age after which a connection is sent away (GOAWAY, or `Connection: close` after the
+    /// request in progress), ± 10 % per connection, so clients behind a load balancer that
+    /// balances per connection spread over new gateway replicas; `None`: never.
+    pub max_age: Option<Duration>,
+    /// How long a connection sent away for its age may finish its requests.
+    pub age_grace: Duration,
+}
+
+/// Accepts connections on `listener` until `shutdown`, each served whole by one of
+/// `workers` in turn, then lets open requests finish for at most `grace`. Each request
+/// learns its client's address (see [`crate::gate::client_addr`]).
 pub async fn serve<S>(
     listener: TcpListener,
     service: S,
     workers: Workers,
     shutdown: ShutdownSignal,
     grace: Duration,
-    trusted_proxy_hops: usize,
-    limit: ConnectionLimit,
+    admission: Admission,
 ) where
     S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -254,8 +336,15 @@ pub async fn serve<S>(
         // Fixed flow-control windows: requests are small (capped by the size limit), and the
         // adaptive window's bandwidth probes cost a clock read per frame and extra pings.
         .max_concurrent_streams(1024);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let stop = shutdown.requested();
+    let Admission {
+        trusted_proxy_hops,
+        limit,
+        max_age,
+        age_grace,
+    } = admission;
+    // Every connection task holds a sender; when all are gone, every connection has ended.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let stop = shutdown.clone().requested();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -285,8 +374,10 @@ pub async fn serve<S>(
                 };
                 let service = service.clone();
                 let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let (open, shutdown) = (open.clone(), shutdown.clone());
+                let age = max_age.map(mercato_kernel::time::jittered);
                 workers.next().spawn(async move {
+                    let _open = open;
                     // The place is held for as long as the connection is served.
                     let _permit = permit;
                     let stream = match tokio::net::TcpStream::from_std(stream) {
@@ -304,7 +395,7 @@ pub async fn serve<S>(
                     let connection = builder
                         .serve_connection(TokioIo::new(Coalesce::new(stream)), hyper_service)
                         .into_owned();
-                    if let Err(err) = watcher.watch(connection).await {
+                    if let Err(err) = drive(connection, shutdown, age, age_grace).await {
                         tracing::debug!(error = %err, %peer, "connection ended with an error");
                     }
                 });
@@ -313,7 +404,8 @@ pub async fn serve<S>(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    drop(open);
+    if tokio::time::timeout(grace, all_closed.recv())
         .await
         .is_err()
     {

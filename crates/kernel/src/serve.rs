@@ -423,7 +423,9 @@ impl ServiceHost {
             .http2_keepalive_interval(Some(Duration::from_secs(30)));
         if let Some(age) = self.config.max_connection_age {
             builder = builder
-                .max_connection_age(jittered(age))
+                // Drawn once per process: replicas started together do not all send their
+                // clients away at the same moment.
+                .max_connection_age(crate::time::jittered(age))
                 .max_connection_age_grace(self.config.max_connection_age_grace);
         }
         let server = builder
@@ -451,12 +453,6 @@ impl ServiceHost {
             relay,
         })
     }
-}
-
-/// `age` ± 10 %, drawn once per process: replicas started together do not all send their
-/// clients away at the same moment.
-fn jittered(age: Duration) -> Duration {
-    age.mul_f64(rand::random_range(0.9..=1.1))
 }
 
 /// A started service.

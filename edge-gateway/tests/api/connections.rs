@@ -68,3 +68,44 @@ async fn a_client_cannot_hold_more_connections_than_its_bound() {
     }
     assert!(admitted, "no place after a connection closed");
 }
+
+#[tokio::test]
+async fn a_connection_past_its_maximum_age_is_sent_away_after_its_requests() {
+    let identity = TestIdentity::start().await;
+    let gw = gateway(
+        &identity.url(),
+        &[],
+        &[
+            ("MERCATO_MAX_CONNECTION_AGE_SECS", "1"),
+            ("MERCATO_MAX_CONNECTION_AGE_GRACE_SECS", "1"),
+        ],
+    )
+    .await;
+    // HTTP/2: served until its age, then GOAWAY and closed, so a client that balances per
+    // connection opens a new one (to whichever replica the load balancer picks).
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let opened = std::time::Instant::now();
+    let driven = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::get(format!("http://{}/healthz", gw.addr))
+        .body(())
+        .unwrap();
+    let (answer, _) = client.send_request(request, true).unwrap();
+    assert_eq!(answer.await.unwrap().status(), 200, "served while young");
+    tokio::time::timeout(Duration::from_secs(10), driven)
+        .await
+        .expect("closed within age + grace")
+        .unwrap()
+        .ok();
+    assert!(
+        opened.elapsed() >= Duration::from_millis(800),
+        "not before its age"
+    );
+
+    // HTTP/1.1 keep-alive: closed once past its age too.
+    let mut kept = TcpStream::connect(gw.addr).await.unwrap();
+    assert!(healthz(&mut kept).await);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(!healthz(&mut kept).await, "closed past its age");
+}
