@@ -5,9 +5,14 @@
 //! the stored one and otherwise only adds its history entry: duplicates and any delivery
 //! order end in the same state. Payment events merge into a per-payment row (see
 //! [`crate::domain::PaymentState`]).
+//!
+//! Replicas share the durable consumer and apply events of one order at the same time: each
+//! event locks its order's or payment's row (claiming it first when new) before comparing or
+//! merging, and the after-commit refresh of the cache and the feed takes the order's refresh
+//! lock, so the last state written is the latest.
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use mercato::pb::events::v1::Envelope;
 use mercato::pb::order::v1::{OrderCancelled, OrderConfirmed, OrderPlaced, OrderShipped};
 use mercato::pb::payment::v1::{PaymentCaptured, PaymentFailed, PaymentRefunded};
@@ -56,6 +61,18 @@ fn occurred(envelope: &Envelope) -> DateTime<Utc> {
     domain::time_or(envelope.occurred_at.as_ref(), Utc::now())
 }
 
+/// Why an order's cache entry and watchers were not refreshed after its event (which is
+/// applied all the same).
+#[derive(Debug, thiserror::Error)]
+enum RefreshError {
+    /// No connection to be had.
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel_async::pooled_connection::deadpool::PoolError),
+    /// The lock or the read failed.
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
 /// The order projection, with the cache and the watch feed it keeps up to date.
 pub struct OrderProjector {
     db: DbPool,
@@ -78,24 +95,47 @@ impl OrderProjector {
         let (payment_id, state) = match kind {
             Kind::Captured => {
                 let e: PaymentCaptured = payload(envelope)?;
-                let mut state = load_payment(conn, &e.payment_id, &e.order_id).await?;
+                let mut state = load_payment(conn, &e.payment_id, &e.order_id, at).await?;
                 state.captured(&e);
                 (e.payment_id, state)
             }
             Kind::Failed => {
                 let e: PaymentFailed = payload(envelope)?;
-                let mut state = load_payment(conn, &e.payment_id, &e.order_id).await?;
+                let mut state = load_payment(conn, &e.payment_id, &e.order_id, at).await?;
                 state.failed(&e);
                 (e.payment_id, state)
             }
             _ => {
                 let e: PaymentRefunded = payload(envelope)?;
-                let mut state = load_payment(conn, &e.payment_id, &e.order_id).await?;
+                let mut state = load_payment(conn, &e.payment_id, &e.order_id, at).await?;
                 state.refunded(&e);
                 (e.payment_id, state)
             }
         };
         store::save_payment(conn, &payment_id, &state, at).await?;
+        Ok(())
+    }
+
+    /// Reads the order's committed state and puts it in the cache and on the feed, under the
+    /// order's refresh lock: replicas refresh concurrently, and without it one that read an
+    /// older state could write it after another wrote a newer one, leaving the cache stale.
+    /// With it, the last refresh of an order reads after every commit before it.
+    async fn refresh(&self, order_id: Uuid) -> Result<(), RefreshError> {
+        let mut conn = self.db.get().await?;
+        conn.transaction(async |conn| {
+            store::lock_refresh(conn, order_id).await?;
+            match store::order_view(conn, order_id).await? {
+                Some(view) => {
+                    self.cache.put(&view.id, &view).await;
+                    // Published whether or not anyone watches here: another replica may.
+                    self.feed.publish(view);
+                }
+                // A payment event ahead of its order: nothing to show yet.
+                None => self.cache.invalidate(&order_id.to_string()).await,
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .await?;
         Ok(())
     }
 }
@@ -105,12 +145,13 @@ async fn load_payment(
     conn: &mut AsyncPgConnection,
     payment_id: &str,
     order_id: &str,
+    at: DateTime<Utc>,
 ) -> Result<domain::PaymentState, ApplyError> {
     if payment_id.is_empty() {
         return Err(malformed(EventError::PaymentId));
     }
     let order_id = domain::payment_order_id(order_id).map_err(malformed)?;
-    Ok(store::payment_for_update(conn, payment_id, order_id).await?)
+    Ok(store::payment_for_update(conn, payment_id, order_id, at).await?)
 }
 
 /// The order an event is about, if it is one this projection uses.
@@ -159,26 +200,11 @@ impl Projector for OrderProjector {
         // The order and payment streams are consumed concurrently: reading and publishing
         // under one lock keeps the cache and the feed from getting an older state last.
         let _serial = self.feed.serialize().await;
-        let fresh = match self.db.get().await {
-            Ok(mut conn) => store::order_view(&mut conn, order_id)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
-        match fresh {
-            Ok(Some(view)) => {
-                self.cache.put(&view.id, &view).await;
-                // Published whether or not anyone watches here: another replica may.
-                self.feed.publish(view);
-            }
-            // A payment event ahead of its order: nothing to show yet.
-            Ok(None) => self.cache.invalidate(&order_id.to_string()).await,
-            Err(err) => {
-                // The event is applied; only the refresh failed. Dropping the entry makes the
-                // next read go to Postgres; watchers catch up with the next change.
-                tracing::warn!(order_id = %order_id, error = %err, "order refresh after event failed");
-                self.cache.invalidate(&order_id.to_string()).await;
-            }
+        if let Err(err) = self.refresh(order_id).await {
+            // The event is applied; only the refresh failed. Dropping the entry makes the
+            // next read go to Postgres; watchers catch up with the next change.
+            tracing::warn!(order_id = %order_id, error = %err, "order refresh after event failed");
+            self.cache.invalidate(&order_id.to_string()).await;
         }
     }
 

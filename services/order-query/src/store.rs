@@ -17,29 +17,31 @@ use crate::view::{self, HistoryRow, LineRow, OrderRow, PaymentRow};
 /// history entry in any case (an older or repeated event adds nothing else).
 /// Returns whether the order's state was replaced.
 pub async fn apply_order(conn: &mut AsyncPgConnection, s: &OrderSnapshot) -> QueryResult<bool> {
-    // The row lock serialises concurrent projections of one order (e.g. during a rebuild
-    // next to a running consumer), so the version check and the write stay atomic.
-    let stored: Option<i64> = orders::table
-        .find(s.id)
-        .select(orders::version)
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?;
+    // The row lock serialises concurrent projections of one order (replicas sharing the
+    // consumer, or a rebuild next to a running one), so the version check and the write stay
+    // atomic. A new order has no row to lock yet: its insert is the claim, and an insert that
+    // finds the row taken meanwhile (another replica applied another event of the order
+    // first) waits for that commit, then locks the row and compares versions like any other.
+    let mut stored = locked_version(conn, s.id).await?;
+    let row = OrderRow::from_snapshot(s);
+    if stored.is_none() {
+        let inserted = diesel::insert_into(orders::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            stored = locked_version(conn, s.id).await?;
+        }
+    }
     let newer = supersedes(s.version, stored);
     if newer {
-        let row = OrderRow::from_snapshot(s);
         if stored.is_some() {
             diesel::update(orders::table.find(s.id))
                 .set(&row)
                 .execute(conn)
                 .await?;
             diesel::delete(order_lines::table.filter(order_lines::order_id.eq(s.id)))
-                .execute(conn)
-                .await?;
-        } else {
-            diesel::insert_into(orders::table)
-                .values(&row)
                 .execute(conn)
                 .await?;
         }
@@ -59,27 +61,47 @@ pub async fn apply_order(conn: &mut AsyncPgConnection, s: &OrderSnapshot) -> Que
     Ok(newer)
 }
 
+/// The stored version of order `id`, its row locked until the transaction ends.
+async fn locked_version(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<i64>> {
+    orders::table
+        .find(id)
+        .select(orders::version)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// The payment's merged state so far, locked for the update that follows; a fresh state for
 /// a payment not seen yet.
+///
+/// A new payment's row is claimed (written empty) before it is read: replicas apply events
+/// concurrently, and two first events of one payment (a capture and its refund) would
+/// otherwise both find no row to lock, each merge into a fresh state, and the second write
+/// would replace the first's. With the claim, the second waits for the first to commit and
+/// merges into its result. `at` is the claimed row's time until the update that follows.
 pub async fn payment_for_update(
     conn: &mut AsyncPgConnection,
     payment_id: &str,
     order_id: Uuid,
+    at: DateTime<Utc>,
 ) -> QueryResult<PaymentState> {
-    let row: Option<PaymentRow> = payments::table
+    let fresh = PaymentState {
+        order_id,
+        ..PaymentState::default()
+    };
+    diesel::insert_into(payments::table)
+        .values(&PaymentRow::new(payment_id, &fresh, at))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    let row: PaymentRow = payments::table
         .find(payment_id)
         .select(PaymentRow::as_select())
         .for_update()
         .first(conn)
-        .await
-        .optional()?;
-    Ok(row.map_or_else(
-        || PaymentState {
-            order_id,
-            ..PaymentState::default()
-        },
-        |row| row.state(),
-    ))
+        .await?;
+    Ok(row.state())
 }
 
 /// Stores the merged state of a payment.
@@ -95,6 +117,24 @@ pub async fn save_payment(
         .on_conflict(payments::payment_id)
         .do_update()
         .set(&row)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Advisory lock class of [`lock_refresh`] (the two-key space, apart from one-key locks).
+const REFRESH_LOCK_CLASS: i32 = 0x6f71_0001;
+
+/// Holds the refresh lock of order `id` until the transaction ends, so replicas refresh one
+/// order's cache entry one at a time. Orders sharing a key only wait for each other.
+pub async fn lock_refresh(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    let (high, low) = id.as_u64_pair();
+    let folded = high ^ low;
+    // Any 32 bits of the id will do: the truncation is the point.
+    let key = (folded ^ (folded >> 32)) as u32 as i32;
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind::<diesel::sql_types::Integer, _>(REFRESH_LOCK_CLASS)
+        .bind::<diesel::sql_types::Integer, _>(key)
         .execute(conn)
         .await?;
     Ok(())

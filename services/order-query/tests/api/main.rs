@@ -6,6 +6,7 @@
 pub use mercato_testkit::assert_code;
 
 mod cache;
+mod convergence;
 mod events;
 mod reads;
 mod replicas;
