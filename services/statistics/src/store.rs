@@ -33,7 +33,13 @@ struct CountedSale {
 }
 
 /// Counts `sale` unless its order was counted or cancelled before; returns whether it counted.
+/// Names its products either way.
 pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> QueryResult<bool> {
+    // Before the claim: a confirmation arriving after its order's cancellation counts
+    // nothing, but it is still the products' latest sale, as it would be had it come first.
+    for product in &sale.products {
+        record_name(conn, &product.product_id, &product.name, sale.sold_at).await?;
+    }
     // Claiming the order row first makes the count happen once, whatever the delivery order
     // and however many replicas consume.
     let claimed = diesel::insert_into(order_sales::table)
@@ -116,19 +122,29 @@ pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> QueryResu
             ))
             .execute(conn)
             .await?;
-        // The name of the latest sale wins, whatever order the confirmations arrive in.
-        diesel::sql_query(
-            "INSERT INTO product_names (product_id, name, sold_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, sold_at = EXCLUDED.sold_at \
-             WHERE product_names.sold_at <= EXCLUDED.sold_at",
-        )
-        .bind::<Text, _>(&product.product_id)
-        .bind::<Text, _>(&product.name)
-        .bind::<Timestamptz, _>(sale.sold_at)
-        .execute(conn)
-        .await?;
     }
     Ok(true)
+}
+
+/// Names `product_id` `name` if this sale is its latest (by confirmation time, then name, so
+/// the outcome does not depend on the delivery order even for sales at the same instant).
+async fn record_name(
+    conn: &mut AsyncPgConnection,
+    product_id: &str,
+    name: &str,
+    sold_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO product_names (product_id, name, sold_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, sold_at = EXCLUDED.sold_at \
+         WHERE (product_names.sold_at, product_names.name) <= (EXCLUDED.sold_at, EXCLUDED.name)",
+    )
+    .bind::<Text, _>(product_id)
+    .bind::<Text, _>(name)
+    .bind::<Timestamptz, _>(sold_at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Takes back the sale of `order_id` if it was counted, once; remembers the cancellation when

@@ -5,6 +5,7 @@
 
 mod access;
 mod consumption;
+mod convergence;
 mod sales;
 mod top_products;
 

@@ -82,3 +82,38 @@ async fn products_rank_by_units_then_revenue_with_their_latest_names() {
     assert_eq!(one.products.len(), 1);
     assert_eq!(one.products[0].product_id, "mug");
 }
+
+#[tokio::test]
+async fn a_product_is_named_by_its_latest_confirmation_whatever_the_delivery_order() {
+    let stats = TestStats::start().await;
+    // Each product sold under its old name, then confirmed under its new name in an order
+    // that was cancelled since; the second product's cancellation arrives before its
+    // confirmation (which then counts nothing, but still happened last).
+    for (product, cancellation_first) in [("in-order", false), ("cancel-first", true)] {
+        let kept = Order::new(&[(product, "Old name", 1, 1000)]);
+        let withdrawn = Order::new(&[(product, "New name", 1, 1000)]);
+        kept.publish_confirmed(&stats, "2030-03-04T09:00:00Z").await;
+        let cancellation = withdrawn.cancelled(OrderStatus::Confirmed);
+        if cancellation_first {
+            withdrawn.publish(&stats, &cancellation).await;
+        }
+        withdrawn
+            .publish_confirmed(&stats, "2030-03-04T10:00:00Z")
+            .await;
+        if !cancellation_first {
+            withdrawn.publish(&stats, &cancellation).await;
+        }
+    }
+    stats.sync().await;
+
+    let top = stats.top(request(0, ProductRanking::Units)).await;
+    let named: Vec<(&str, &str, i64)> = top
+        .products
+        .iter()
+        .map(|p| (p.product_id.as_str(), p.name.as_str(), p.order_count))
+        .collect();
+    assert_eq!(
+        named,
+        [("cancel-first", "New name", 1), ("in-order", "New name", 1)]
+    );
+}
