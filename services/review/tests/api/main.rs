@@ -6,6 +6,7 @@
 
 pub use mercato_testkit::{assert_code, violated_fields};
 
+mod convergence;
 mod eligibility;
 mod reviews;
 
