@@ -79,30 +79,52 @@ pub fn free_addr() -> std::net::SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// `n` catalog replicas on one database, each behind a [`Relay`], as Kubernetes runs them;
-/// the relays' `http://` URLs joined by commas are the upstream a caller is given.
-pub async fn catalog_replicas(
-    identity: &crate::TestIdentity,
-    n: usize,
-) -> (
+/// Replicas of a service on one database, each behind a [`Relay`], as Kubernetes runs them.
+pub type Replicas = (
     Vec<mercato_kernel::RunningService>,
     Vec<Relay>,
     crate::TestDatabase,
-) {
-    let database = crate::TestDatabase::new("catalog");
-    let mut env = crate::service_env("catalog", &database, &identity.namespace);
+);
+
+/// `n` replicas of `service` on one database and namespace, each started by `start` and put
+/// behind a [`Relay`]; the relays' `http://` URLs joined by commas ([`upstream`]) are the
+/// upstream a caller is given.
+pub async fn replicas<F, Fut, E>(
+    identity: &crate::TestIdentity,
+    service: &str,
+    n: usize,
+    start: F,
+) -> Replicas
+where
+    F: Fn(mercato_kernel::ServiceConfig) -> Fut,
+    Fut: std::future::Future<Output = Result<mercato_kernel::RunningService, E>>,
+    E: std::fmt::Debug,
+{
+    let database = crate::TestDatabase::new(service);
+    let mut env = crate::service_env(service, &database, &identity.namespace);
     env.insert("MERCATO_UPSTREAM_IDENTITY".into(), identity.url());
-    let config = mercato_kernel::ServiceConfig::from_source("catalog", &env).expect("config");
+    let config = mercato_kernel::ServiceConfig::from_source(service, &env).expect("config");
     let mut running = Vec::new();
     let mut relays = Vec::new();
     for _ in 0..n {
-        let replica = catalog::start(config.clone(), false)
-            .await
-            .expect("catalog starts");
+        let replica = start(config.clone()).await.expect("replica starts");
         relays.push(Relay::to(replica.grpc_addr).await);
         running.push(replica);
     }
     (running, relays, database)
+}
+
+/// `n` catalog replicas (see [`replicas`]).
+pub async fn catalog_replicas(identity: &crate::TestIdentity, n: usize) -> Replicas {
+    replicas(identity, "catalog", n, |config| {
+        catalog::start(config, false)
+    })
+    .await
+}
+
+/// `n` order-query replicas (see [`replicas`]).
+pub async fn order_query_replicas(identity: &crate::TestIdentity, n: usize) -> Replicas {
+    replicas(identity, "order-query", n, order_query::start).await
 }
 
 /// The upstream URL list of `relays`.

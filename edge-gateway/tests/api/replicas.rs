@@ -1,10 +1,10 @@
-//! The gateway in front of two catalog replicas: calls spread per request over both, and one
-//! replica killed mid-run fails no idempotent call.
+//! The gateway in front of two replicas (catalog, order-query): calls spread per request over
+//! both, and one replica killed mid-run fails no idempotent call.
 
 use mercato::pb::catalog::v1::ListCategoriesRequest;
 use mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient;
 use mercato_testkit::TestIdentity;
-use mercato_testkit::relay::{catalog_replicas, upstream};
+use mercato_testkit::relay::{catalog_replicas, order_query_replicas, upstream};
 
 use crate::helpers::{gateway, grpc};
 
@@ -45,8 +45,47 @@ async fn calls_through_the_gateway_spread_over_both_replicas() {
             .await
             .unwrap();
     }
+    let share = share_of_first(&relays);
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "replica A took {share:.2} of the calls"
+    );
+    for replica in running {
+        replica.stop().await.unwrap();
+    }
+}
+
+/// The share of the calls the first of two relays carried.
+fn share_of_first(relays: &[mercato_testkit::Relay]) -> f64 {
     let (a, b) = (relays[0].sent() as f64, relays[1].sent() as f64);
-    let share = a / (a + b);
+    a / (a + b)
+}
+
+#[tokio::test]
+async fn order_reads_through_the_gateway_spread_over_both_order_query_replicas() {
+    use mercato::pb::orderquery::v1::ListOrdersRequest;
+    use mercato::pb::orderquery::v1::order_query_service_client::OrderQueryServiceClient;
+
+    let identity = TestIdentity::start().await;
+    let (running, relays, _db) = order_query_replicas(&identity, 2).await;
+    let gw = gateway(
+        &identity.url(),
+        &[("order-query", upstream(&relays))],
+        UNLIMITED,
+    )
+    .await;
+    let (_, token) = identity.customer().await;
+    let mut client = OrderQueryServiceClient::new(grpc(gw.addr).await);
+    for _ in 0..1000 {
+        client
+            .list_orders(mercato_testkit::authed(
+                ListOrdersRequest::default(),
+                &token,
+            ))
+            .await
+            .unwrap();
+    }
+    let share = share_of_first(&relays);
     assert!(
         (0.35..=0.65).contains(&share),
         "replica A took {share:.2} of the calls"
