@@ -32,6 +32,7 @@ pub mod startup;
 pub mod telemetry;
 pub mod time;
 pub mod trace;
+pub mod validate;
 pub mod wire;
 
 pub use config::ServiceConfig;
