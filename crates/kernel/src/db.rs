@@ -20,6 +20,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub type DbPool = Pool<AsyncPgConnection>;
 /// A pooled connection.
 pub type DbConn = Object<AsyncPgConnection>;
+/// Why no pooled connection could be had (the database is down or the pool saturated).
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
 /// Tables every service has: the transactional outbox and the consumer's processed events.
 pub const KERNEL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -27,9 +29,13 @@ pub const KERNEL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations"
 /// The database could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// `DATABASE_URL` is not a usable Postgres URL.
+    /// `DATABASE_URL` is not a URL.
     #[error("invalid database URL: {0}")]
-    InvalidUrl(String),
+    InvalidUrl(#[from] url::ParseError),
+    /// `DATABASE_URL` names a database a service may not create: `CREATE DATABASE` takes no
+    /// bind parameters, so only plain names are spliced into it.
+    #[error("invalid database URL: unsupported database name {0:?}")]
+    UnsupportedName(String),
     /// Connecting or querying failed.
     #[error("postgres: {0}")]
     Connection(#[from] diesel::ConnectionError),
@@ -38,10 +44,16 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     /// A migration failed.
     #[error("migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The blocking task running the migrations panicked or was cancelled.
+    #[error("migration failed: {0}")]
+    MigrationTask(#[from] tokio::task::JoinError),
     /// The pool could not be built.
     #[error("pool: {0}")]
-    Pool(String),
+    Pool(#[from] diesel_async::pooled_connection::deadpool::BuildError),
+    /// Postgres accepted the connection but did not answer in time.
+    #[error("postgres did not answer within {0:?}")]
+    Unanswered(Duration),
 }
 
 /// A pool of `size` connections to the database at `url`. Nothing connects yet: connections
@@ -56,7 +68,7 @@ pub fn pool(url: &str, size: usize) -> Result<DbPool, DbError> {
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Pool(e.to_string()))
+        .map_err(DbError::from)
 }
 
 /// A service's embedded migrations, cheap to clone into each attempt to apply them.
@@ -78,25 +90,24 @@ impl MigrationSource<Pg> for Migrations {
 /// Creates the database if needed and applies the pending migrations.
 pub async fn prepare(url: &str, migrations: Migrations) -> Result<(), DbError> {
     // A server that accepts but never answers must not stall start-up for good.
-    tokio::time::timeout(Duration::from_secs(10), ensure_database(url))
+    const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+    tokio::time::timeout(ANSWER_WITHIN, ensure_database(url))
         .await
-        .map_err(|_| DbError::Pool("postgres did not answer within 10 s".into()))??;
+        .map_err(|_| DbError::Unanswered(ANSWER_WITHIN))??;
     migrate(url, migrations).await
 }
 
 /// The database named in `url`, when it is one a service may create: `CREATE DATABASE`
 /// takes no bind parameters, so the name is spliced into the statement and must be plain.
 fn database_name(url: &str) -> Result<(url::Url, String), DbError> {
-    let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let parsed = url::Url::parse(url)?;
     let name = parsed.path().trim_start_matches('/').to_owned();
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(DbError::InvalidUrl(format!(
-            "unsupported database name {name:?}"
-        )));
+        return Err(DbError::UnsupportedName(name));
     }
     Ok((parsed, name))
 }
@@ -126,7 +137,7 @@ pub async fn migrate(url: &str, migrations: Migrations) -> Result<(), DbError> {
             Ok(_) => conn.run_pending_migrations(migrations).map(drop),
             Err(err) => Err(err),
         }
-        .map_err(|e| DbError::Migration(e.to_string()));
+        .map_err(DbError::Migration);
         diesel::RunQueryDsl::execute(
             diesel::sql_query("SELECT pg_advisory_unlock($1)")
                 .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK),
@@ -134,8 +145,7 @@ pub async fn migrate(url: &str, migrations: Migrations) -> Result<(), DbError> {
         )?;
         migrated
     })
-    .await
-    .map_err(|e| DbError::Migration(e.to_string()))?
+    .await?
 }
 
 #[derive(QueryableByName)]
@@ -186,7 +196,7 @@ pub async fn ping(pool: &DbPool) -> bool {
 
 /// Drops a database (tests clean up after themselves with it).
 pub async fn drop_database(url: &str) -> Result<(), DbError> {
-    let parsed = url::Url::parse(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let parsed = url::Url::parse(url)?;
     let name = parsed.path().trim_start_matches('/').to_owned();
     let mut admin = parsed.clone();
     admin.set_path("/postgres");

@@ -14,7 +14,7 @@ pub const FAST_FAIL: Duration = Duration::from_millis(500);
 /// The pool could not be built from the URL.
 #[derive(Debug, thiserror::Error)]
 #[error("redis: {0}")]
-pub struct RedisError(String);
+pub struct RedisError(#[from] deadpool_redis::CreatePoolError);
 
 /// A pool to `url`; connections are opened lazily, so this succeeds while Redis is down.
 pub fn pool(url: &str, max_size: usize) -> Result<RedisPool, RedisError> {
@@ -30,7 +30,7 @@ pub fn pool(url: &str, max_size: usize) -> Result<RedisPool, RedisError> {
     });
     config
         .create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| RedisError(e.to_string()))
+        .map_err(RedisError)
 }
 
 /// Whether Redis answers PING.

@@ -41,7 +41,17 @@ pub enum ServeError {
     Redis(#[from] RedisError),
     /// NATS URL unusable.
     #[error("nats: {0}")]
-    Nats(String),
+    Nats(#[from] async_nats::ConnectError),
+    /// The event streams could not be prepared (a projection rebuild).
+    #[error("events: {0}")]
+    Events(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A peer the service calls is misconfigured.
+    #[error(transparent)]
+    Peer(#[from] crate::client::ClientError),
+    /// The service asked the host for something it did not configure (a defect in its
+    /// `lib.rs`, not in the environment).
+    #[error("service wiring: {0}")]
+    Wiring(&'static str),
     /// A change feed could not be shared with the other replicas.
     #[error(transparent)]
     ChangeFeed(#[from] crate::events::changes::ChangeFeedError),
@@ -227,8 +237,7 @@ impl ServiceHost {
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
             .connect(url.as_str())
-            .await
-            .map_err(|e| ServeError::Nats(e.to_string()))?;
+            .await?;
         self.checks.push(Check {
             name: "nats",
             dependency: Dependency::Nats(client.clone()),
@@ -278,8 +287,8 @@ impl ServiceHost {
         let (Some((config, projector)), Some(nats), Some(db)) =
             (&self.consumer, &self.nats, &self.db)
         else {
-            return Err(ServeError::Nats(
-                "no event consumer configured to rebuild".into(),
+            return Err(ServeError::Wiring(
+                "rebuild_projection needs with_database and with_event_consumer first",
             ));
         };
         tokio::select! {
@@ -288,7 +297,7 @@ impl ServiceHost {
         }
         crate::events::consumer::rebuild(nats, db, config, projector.as_ref())
             .await
-            .map_err(ServeError::Nats)
+            .map_err(|e| ServeError::Events(e.into()))
     }
 
     /// Uses `verifier` for tokens instead of fetching identity's JWKS (identity itself).
@@ -301,7 +310,7 @@ impl ServiceHost {
     pub fn db(&self) -> Result<DbPool, ServeError> {
         self.db
             .clone()
-            .ok_or_else(|| ConfigError::Missing("DATABASE_URL".into()).into())
+            .ok_or(ServeError::Wiring("db() needs with_database first"))
     }
 
     /// The signal every background task of the service should stop on.

@@ -13,7 +13,7 @@ pub mod store;
 use std::time::Duration;
 
 use mercato::pb::basket::v1::basket_service_server::BasketServiceServer;
-use mercato_kernel::client::{ClientError, Peers};
+use mercato_kernel::client::Peers;
 use mercato_kernel::config::{ConfigError, Env, Vars};
 use mercato_kernel::serve::Services;
 use mercato_kernel::{RunningService, ServeError, ServiceConfig, ServiceHost};
@@ -45,23 +45,12 @@ impl Settings {
     }
 }
 
-/// The basket service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The kernel could not host the service.
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-    /// A peer is misconfigured.
-    #[error(transparent)]
-    Peer(#[from] ClientError),
-}
-
 /// Connects Redis (critical: it is the basket's only store, so the service reports
 /// NOT_SERVING while it is down) and the peers, and serves.
 pub async fn start(
     config: ServiceConfig,
     settings: Settings,
-) -> Result<RunningService, StartError> {
+) -> Result<RunningService, ServeError> {
     let host = ServiceHost::new(config).with_redis(true)?;
     let redis = host
         .redis
@@ -76,7 +65,7 @@ pub async fn start(
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
     );
-    Ok(host.serve(services).await?)
+    host.serve(services).await
 }
 
 #[cfg(test)]

@@ -36,8 +36,9 @@ pub struct Settings {
     pub access_ttl: Duration,
     /// Refresh-token lifetime (`MERCATO_REFRESH_TOKEN_TTL_SECS`, default 30 days).
     pub refresh_ttl: Duration,
-    /// Administrator created on first start (`MERCATO_ADMIN_EMAIL`, `MERCATO_ADMIN_PASSWORD`).
-    pub admin: Option<(String, String)>,
+    /// Administrator created on first start (`MERCATO_ADMIN_EMAIL`, `MERCATO_ADMIN_PASSWORD`);
+    /// its password never prints.
+    pub admin: Option<domain::NewUser>,
     /// Service accounts provisioned at start-up (`MERCATO_SERVICE_CLIENTS`), so a deployment
     /// can hand each service its credentials from a Secret before anyone can call CreateClient.
     pub service_clients: Vec<BootstrapClient>,
@@ -96,26 +97,55 @@ fn parse_service_clients(raw: &str) -> Result<Vec<BootstrapClient>, ConfigError>
         .collect()
 }
 
-/// Identity could not start.
+/// Identity's settings could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Bad configuration.
+pub enum SettingsError {
+    /// A variable is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The signing key could not be loaded.
     #[error(transparent)]
     Key(#[from] keys::KeyError),
-    /// The kernel could not host the service.
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-    /// The configured administrator is invalid or could not be stored.
-    #[error("admin account: {0}")]
-    Admin(String),
+}
+
+/// A start-up job could not provision an account (retried until it can).
+#[derive(Debug, thiserror::Error)]
+enum ProvisionError {
+    /// No database connection.
+    #[error("postgres pool: {0}")]
+    Pool(#[from] mercato_kernel::db::PoolError),
+    /// A query failed.
+    #[error("postgres: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A configured service account could not be stored.
+    #[error("service client {name}: {source}")]
+    Client {
+        /// The account's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: diesel::result::Error,
+    },
+    /// The administrator's password could not be hashed.
+    #[error("hashing the administrator's password: {0}")]
+    Hash(#[from] hashing::HashError),
+}
+
+/// The administrator of `MERCATO_ADMIN_EMAIL` and `MERCATO_ADMIN_PASSWORD`, held to the rules
+/// of a registration: a bad one is a configuration error, refused before anything starts.
+fn parse_admin(email: &str, password: &str) -> Result<domain::NewUser, ConfigError> {
+    domain::NewUser::parse(email, password, "Administrator").map_err(|violations| {
+        ConfigError::Invalid {
+            key: "MERCATO_ADMIN_EMAIL/MERCATO_ADMIN_PASSWORD".into(),
+            value: "(hidden)".into(),
+            reason: violations.into_status().message().to_owned(),
+        }
+    })
 }
 
 impl Settings {
     /// Reads the settings; generates a development key when none is configured.
-    pub fn from_env(env: &dyn Env) -> Result<Self, StartError> {
+    pub fn from_env(env: &dyn Env) -> Result<Self, SettingsError> {
         let vars = Vars(env);
         let kid = vars.get("MERCATO_JWT_KID");
         let keys = if let Some(path) = vars.get("MERCATO_JWT_PRIVATE_KEY_FILE") {
@@ -135,7 +165,7 @@ impl Settings {
             vars.get("MERCATO_ADMIN_EMAIL"),
             vars.get("MERCATO_ADMIN_PASSWORD"),
         ) {
-            (Some(email), Some(password)) => Some((email, password)),
+            (Some(email), Some(password)) => Some(parse_admin(&email, &password)?),
             (None, None) => None,
             _ => {
                 return Err(ConfigError::Missing(
@@ -173,22 +203,15 @@ impl Settings {
 pub async fn start(
     config: ServiceConfig,
     settings: Settings,
-) -> Result<RunningService, StartError> {
-    // A bad administrator is a configuration error, refused before anything starts; storing
-    // it waits for the database like the rest of start-up.
-    let admin = settings
-        .admin
-        .as_ref()
-        .map(|(email, password)| domain::NewUser::parse(email, password, "Administrator"))
-        .transpose()
-        .map_err(|v| StartError::Admin(v.into_status().message().to_owned()))?;
+) -> Result<RunningService, ServeError> {
     let hasher = hashing::Hasher::new(settings.hashing);
     let mut host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
         .with_event_relay("identity")
         .await?;
-    if let Some(admin) = admin {
+    // Storing the administrator waits for the database like the rest of start-up.
+    if let Some(admin) = settings.admin.clone() {
         let hasher = hasher.clone();
         host = host.on_database_ready("administrator", move |db| {
             let (hasher, admin) = (hasher.clone(), admin.clone());
@@ -210,18 +233,15 @@ pub async fn start(
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
     );
-    Ok(host.with_verifier(verifier).serve(services).await?)
+    host.with_verifier(verifier).serve(services).await
 }
 
 /// Creates or updates a configured service account, so a rotated secret takes effect on restart.
 async fn ensure_client(
     db: &mercato_kernel::db::DbPool,
     client: &BootstrapClient,
-) -> Result<(), StartError> {
-    let mut conn = db
-        .get()
-        .await
-        .map_err(|e| StartError::Admin(e.to_string()))?;
+) -> Result<(), ProvisionError> {
+    let mut conn = db.get().await?;
     store::upsert_client(
         &mut conn,
         client.id,
@@ -230,7 +250,10 @@ async fn ensure_client(
         &[ROLE_SERVICE],
     )
     .await
-    .map_err(|e| StartError::Admin(format!("service client {}: {e}", client.name)))?;
+    .map_err(|source| ProvisionError::Client {
+        name: client.name.clone(),
+        source,
+    })?;
     tracing::info!(client_id = %client.id, name = %client.name, "service client provisioned");
     Ok(())
 }
@@ -240,22 +263,15 @@ async fn ensure_admin(
     db: &mercato_kernel::db::DbPool,
     hasher: &hashing::Hasher,
     new: domain::NewUser,
-) -> Result<(), StartError> {
-    let mut conn = db
-        .get()
-        .await
-        .map_err(|e| StartError::Admin(e.to_string()))?;
+) -> Result<(), ProvisionError> {
+    let mut conn = db.get().await?;
     if store::user_by_email(&mut conn, new.email.as_str())
-        .await
-        .map_err(|e| StartError::Admin(e.to_string()))?
+        .await?
         .is_some()
     {
         return Ok(());
     }
-    let hash = hasher
-        .hash(new.password.as_bytes().to_vec())
-        .await
-        .map_err(|e| StartError::Admin(e.to_string()))?;
+    let hash = hasher.hash(new.password.as_bytes().to_vec()).await?;
     let created = store::insert_user(
         &mut conn,
         new.email.as_str(),
@@ -263,8 +279,7 @@ async fn ensure_admin(
         &hash,
         &[ROLE_CUSTOMER, ROLE_ADMIN],
     )
-    .await
-    .map_err(|e| StartError::Admin(e.to_string()))?;
+    .await?;
     if created.is_some() {
         tracing::info!(email = %new.email.as_str(), "created administrator account");
     }

@@ -45,22 +45,11 @@ impl Settings {
     }
 }
 
-/// The order service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The kernel could not host the service.
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-    /// A peer is misconfigured.
-    #[error(transparent)]
-    Peer(#[from] mercato_kernel::client::ClientError),
-}
-
 /// Connects the order service's dependencies, starts the recovery sweep, and serves.
 pub async fn start(
     config: ServiceConfig,
     settings: Settings,
-) -> Result<RunningService, StartError> {
+) -> Result<RunningService, ServeError> {
     let host = ServiceHost::new(config)
         .with_database(MIGRATIONS)
         .await?
@@ -88,5 +77,5 @@ pub async fn start(
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
     );
-    Ok(host.serve(services).await?)
+    host.serve(services).await
 }

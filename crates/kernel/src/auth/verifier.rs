@@ -22,9 +22,15 @@ const REFRESH_THROTTLE: Duration = Duration::from_secs(10);
 /// Why a token was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// Not a well-formed JWT, wrong algorithm, bad signature, wrong issuer/audience.
+    /// Signed with another algorithm than EdDSA.
+    #[error("invalid token: algorithm {0:?} is not accepted")]
+    Algorithm(Algorithm),
+    /// No `kid` in the header, so no key to verify it with.
+    #[error("invalid token: missing kid")]
+    MissingKid,
+    /// Not a well-formed JWT, bad signature, wrong issuer/audience, missing claims.
     #[error("invalid token: {0}")]
-    Invalid(String),
+    Malformed(#[source] jsonwebtoken::errors::Error),
     /// Past its `exp`.
     #[error("token expired")]
     Expired,
@@ -32,8 +38,11 @@ pub enum AuthError {
     #[error("token signed with an unknown key")]
     UnknownKey,
     /// The JWKS could not be fetched.
-    #[error("cannot fetch signing keys: {0}")]
-    KeysUnavailable(String),
+    #[error("cannot fetch signing keys: {}", .0.message())]
+    KeysUnavailable(#[source] Box<Status>),
+    /// Identity's URL is not usable, so keys can never be fetched.
+    #[error("cannot fetch signing keys: bad identity URL: {0}")]
+    IdentityUrl(#[source] crate::client::ClientError),
 }
 
 impl From<AuthError> for Status {
@@ -41,14 +50,16 @@ impl From<AuthError> for Status {
     /// would tell a prober how far a forged token got. The detail goes to the log.
     fn from(err: AuthError) -> Self {
         let (reason, message) = match &err {
-            AuthError::Invalid(_) => ("INVALID_TOKEN", "the access token is not valid"),
+            AuthError::Algorithm(_) | AuthError::MissingKid | AuthError::Malformed(_) => {
+                ("INVALID_TOKEN", "the access token is not valid")
+            }
             AuthError::Expired => ("TOKEN_EXPIRED", "the access token has expired"),
             AuthError::UnknownKey => (
                 "UNKNOWN_KEY",
                 "the access token is signed with a key that is not in use",
             ),
-            AuthError::KeysUnavailable(cause) => {
-                return crate::error::unavailable("identity (JWKS)", cause);
+            AuthError::KeysUnavailable(_) | AuthError::IdentityUrl(_) => {
+                return crate::error::unavailable("identity (JWKS)", &err);
             }
         };
         tracing::info!(reason, detail = %err, "access token refused");
@@ -120,7 +131,7 @@ impl Verifier {
                     .timeout(Duration::from_secs(3))
             }),
         )
-        .map_err(|e| AuthError::KeysUnavailable(format!("bad identity URL: {e}")))?;
+        .map_err(AuthError::IdentityUrl)?;
         Ok(Arc::new(Self {
             keys: RwLock::default(),
             remote: Some(Remote {
@@ -133,17 +144,11 @@ impl Verifier {
 
     /// Verifies `token` and returns its principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Invalid(format!(
-                "algorithm {:?} is not accepted",
-                header.alg
-            )));
+            return Err(AuthError::Algorithm(header.alg));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| AuthError::Invalid("missing kid".into()))?;
+        let kid = header.kid.ok_or(AuthError::MissingKid)?;
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
@@ -154,7 +159,7 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
+                _ => AuthError::Malformed(e),
             }
         })?;
         let claims = data.claims;
@@ -186,7 +191,7 @@ impl Verifier {
             .clone()
             .get_jwks(GetJwksRequest {})
             .await
-            .map_err(|s| AuthError::KeysUnavailable(s.message().to_owned()))?;
+            .map_err(|s| AuthError::KeysUnavailable(Box::new(s)))?;
         let keys = decoding_keys(&response.into_inner().keys);
         tracing::debug!(count = keys.len(), "fetched JWKS");
         *self.keys.write().await = keys;

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::stream::{ensure_replicated_stream, event_subject};
-use crate::db::DbPool;
+use crate::db::{DbPool, PoolError};
 use crate::shutdown::ShutdownSignal;
 
 diesel::table! {
@@ -158,8 +158,7 @@ impl Relay {
                             &self.domain,
                             self.stream_replicas,
                         )
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                         stream_ready = true;
                     }
                     self.publish_batch().await
@@ -200,10 +199,8 @@ impl Relay {
             return;
         };
         let result = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            prune(&mut conn, chrono::Utc::now() - cutoff)
-                .await
-                .map_err(|e| e.to_string())
+            let mut conn = self.pool.get().await?;
+            Ok::<_, RelayError>(prune(&mut conn, chrono::Utc::now() - cutoff).await?)
         };
         match result.await {
             Ok(0) => {}
@@ -216,11 +213,11 @@ impl Relay {
     }
 
     /// Publishes one batch; returns how many events went out.
-    pub async fn publish_batch(&self) -> Result<usize, String> {
-        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
+        let mut conn = self.pool.get().await?;
         let js = &self.js;
         let namespace = &self.namespace;
-        conn.transaction::<usize, PublishError, _>(async |conn| {
+        conn.transaction::<usize, RelayError, _>(async |conn| {
             {
                 // SKIP LOCKED lets several replicas relay side by side without double work.
                 let rows: Vec<(Uuid, String, Vec<u8>)> = outbox::table
@@ -237,28 +234,24 @@ impl Relay {
                 for (id, subject, envelope) in rows {
                     let mut headers = async_nats::HeaderMap::new();
                     headers.insert("Nats-Msg-Id", id.to_string().as_str());
+                    let subject = format!("{namespace}.{subject}");
                     let sent = async {
-                        js.publish_with_headers(
-                            format!("{namespace}.{subject}"),
-                            headers,
-                            envelope.into(),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map_err(|e| e.to_string())
+                        js.publish_with_headers(subject.clone(), headers, envelope.into())
+                            .await?
+                            .await
                     };
                     match sent.await {
                         Ok(_) => published.push(id),
-                        Err(err) => {
+                        Err(source) => {
                             diesel::update(outbox::table.find(id))
                                 .set((
                                     outbox::attempts.eq(outbox::attempts + 1),
-                                    outbox::last_error.eq(&err),
+                                    // The row keeps the last reason for inspection.
+                                    outbox::last_error.eq(source.to_string()),
                                 ))
                                 .execute(conn)
                                 .await?;
-                            failure = Some(err);
+                            failure = Some(RelayError::Publish { subject, source });
                             // Keep order: stop at the first event NATS did not take.
                             break;
                         }
@@ -271,13 +264,12 @@ impl Relay {
                         .await?;
                 }
                 match failure {
-                    Some(err) if published.is_empty() => Err(PublishError::Nats(err)),
+                    Some(err) if published.is_empty() => Err(err),
                     _ => Ok(published.len()),
                 }
             }
         })
         .await
-        .map_err(|e| e.to_string())
     }
 }
 
@@ -306,12 +298,27 @@ pub async fn prune(
     }
 }
 
+/// A relay round that failed; the relay logs it and tries again with back-off.
 #[derive(Debug, thiserror::Error)]
-enum PublishError {
+pub enum RelayError {
+    /// No connection to the service's database could be had.
+    #[error("postgres pool: {0}")]
+    Pool(#[from] PoolError),
+    /// Reading or marking outbox rows failed.
     #[error("postgres: {0}")]
     Db(#[from] diesel::result::Error),
-    #[error("nats: {0}")]
-    Nats(String),
+    /// The domain's stream could not be created or updated.
+    #[error("nats: cannot set up the stream: {0}")]
+    Stream(#[from] jetstream::context::CreateStreamError),
+    /// JetStream did not take (or acknowledge) the oldest pending event.
+    #[error("nats: publish to {subject}: {source}")]
+    Publish {
+        /// The event's subject, with namespace.
+        subject: String,
+        /// async-nats' error.
+        #[source]
+        source: jetstream::context::PublishError,
+    },
 }
 
 /// Number of events not yet published (for tests and the admin port).
