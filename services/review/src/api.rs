@@ -9,10 +9,11 @@ use mercato_kernel::db::{DbConn, DbPool};
 use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::pagination;
 use mercato_kernel::time::to_timestamp;
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{self, NewReview, RatingTotals};
+use crate::domain::{NewReview, RatingTotals};
 use crate::store::{self, Deleted, InsertError, ReviewRow};
 
 /// `ErrorInfo.reason` when the caller has no confirmed order of the product.
@@ -110,7 +111,7 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<pb::ListReviewsResponse>, Status> {
         let req = request.into_inner();
         let mut v = FieldViolations::new();
-        let product_id = domain::parse_required_id(&mut v, "product_id", &req.product_id);
+        let product_id = validate::uuid(&mut v, "product_id", &req.product_id);
         let limit = pagination::page_size_or_violation(req.page_size, &mut v);
         let (Some(product_id), Some(limit)) = (product_id, limit) else {
             return Err(v.into_status());
@@ -146,10 +147,8 @@ impl ReviewService for ReviewApi {
         request: Request<pb::GetRatingSummaryRequest>,
     ) -> Result<Response<pb::GetRatingSummaryResponse>, Status> {
         let raw = request.into_inner().product_id;
-        let mut v = FieldViolations::new();
-        let Some(product_id) = domain::parse_required_id(&mut v, "product_id", &raw) else {
-            return Err(v.into_status());
-        };
+        let product_id =
+            validate::parse_uuid("product_id", &raw).map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let counts = store::rating_counts(&mut conn, product_id)
             .await
@@ -165,10 +164,7 @@ impl ReviewService for ReviewApi {
     ) -> Result<Response<()>, Status> {
         let principal = Principal::of(&request)?;
         let raw = &request.get_ref().id;
-        let mut v = FieldViolations::new();
-        let Some(id) = domain::parse_required_id(&mut v, "id", raw) else {
-            return Err(v.into_status());
-        };
+        let id = validate::parse_uuid("id", raw).map_err(FieldViolations::into_status)?;
         // An administrator deletes any review; anyone else only their own. A subject that is
         // not a user id cannot have written a review, so it matches none.
         let by = if principal.is_admin() {

@@ -5,6 +5,7 @@
 use mercato::pb::order::v1::OrderLine;
 use mercato::pb::review::v1 as pb;
 use mercato_kernel::error::FieldViolations;
+use mercato_kernel::validate::{self, Text};
 use uuid::Uuid;
 
 /// Longest title, in characters.
@@ -23,7 +24,7 @@ pub struct NewReview {
     pub rating: i32,
     /// Trimmed, 1 to 120 characters, one line.
     pub title: String,
-    /// Up to 5000 characters; line breaks and tabs allowed.
+    /// Up to 5000 characters; line feeds and tabs allowed.
     pub body: String,
 }
 
@@ -31,32 +32,13 @@ impl NewReview {
     /// Parses every field of `req`, reporting each problem under its proto field name.
     pub fn parse(req: &pb::CreateReviewRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::new();
-        let product_id = parse_required_id(&mut v, "product_id", &req.product_id);
+        let product_id = validate::uuid(&mut v, "product_id", &req.product_id);
         if !RATINGS.contains(&req.rating) {
             v.add("rating", "must be between 1 and 5");
         }
         let title = req.title.trim().to_owned();
-        let title_len = title.chars().count();
-        if title_len == 0 || title_len > MAX_TITLE_CHARS {
-            v.add(
-                "title",
-                format!("must be 1 to {MAX_TITLE_CHARS} characters"),
-            );
-        } else if title.chars().any(char::is_control) {
-            v.add("title", "must be one line without control characters");
-        }
-        if req.body.chars().count() > MAX_BODY_CHARS {
-            v.add(
-                "body",
-                format!("must be at most {MAX_BODY_CHARS} characters"),
-            );
-        } else if req
-            .body
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            v.add("body", "must not contain control characters");
-        }
+        validate::text(&mut v, "title", &title, Text::one_line(MAX_TITLE_CHARS));
+        validate::text(&mut v, "body", &req.body, Text::multi_line(MAX_BODY_CHARS));
         match product_id {
             Some(product_id) if v.is_empty() => Ok(Self {
                 product_id,
@@ -65,21 +47,6 @@ impl NewReview {
                 body: req.body.clone(),
             }),
             _ => Err(v),
-        }
-    }
-}
-
-/// Parses a required UUID field, recording a violation when it is missing or malformed.
-pub fn parse_required_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<Uuid> {
-    if raw.is_empty() {
-        v.add(field, "is required");
-        return None;
-    }
-    match Uuid::parse_str(raw) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            v.add(field, "must be a UUID");
-            None
         }
     }
 }
