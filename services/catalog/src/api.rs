@@ -8,6 +8,7 @@ use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::events::outbox::{self, OutboxNotifier};
 use mercato_kernel::pagination;
 use mercato_kernel::time::to_timestamp;
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -86,7 +87,7 @@ impl CatalogService for CatalogApi {
         let req = request.into_inner();
         let mut v = FieldViolations::new();
         let limit = pagination::page_size_or_violation(req.page_size, &mut v);
-        let category_id = domain::parse_optional_id(&mut v, "category_id", &req.category_id);
+        let category_id = validate::optional_uuid(&mut v, "category_id", &req.category_id);
         let query = domain::parse_query(&req.query)
             .map_err(|_| v.add("query", "must be at most 100 characters"))
             .ok();
@@ -151,10 +152,7 @@ impl CatalogService for CatalogApi {
         }
         let mut ids = Vec::with_capacity(req.ids.len());
         for (i, raw) in req.ids.iter().enumerate() {
-            match Uuid::parse_str(raw) {
-                Ok(id) => ids.push(id),
-                Err(_) => v.add(format!("ids[{i}]"), "must be a UUID"),
-            }
+            ids.extend(validate::uuid(&mut v, &format!("ids[{i}]"), raw));
         }
         v.into_result()?;
         let mut conn = self.conn().await?;

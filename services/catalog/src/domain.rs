@@ -4,7 +4,17 @@
 use mercato::pb::catalog::v1 as pb;
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
+use mercato_kernel::validate::{self, Text};
 use uuid::Uuid;
+
+/// Longest product name, in characters.
+pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
+/// Longest product description, in characters.
+pub const MAX_PRODUCT_DESCRIPTION_CHARS: usize = 5000;
+/// Longest category name, in characters.
+pub const MAX_CATEGORY_NAME_CHARS: usize = 100;
+/// Longest category description, in characters.
+pub const MAX_CATEGORY_DESCRIPTION_CHARS: usize = 1000;
 
 /// The product fields a client may set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,22 +54,6 @@ fn check_sku(v: &mut FieldViolations, field: &str, sku: &str) {
     }
 }
 
-fn check_text(v: &mut FieldViolations, field: &str, text: &str, min: usize, max: usize) {
-    let len = text.chars().count();
-    if len < min || len > max {
-        if min > 0 {
-            v.add(field, format!("must be {min} to {max} characters"));
-        } else {
-            v.add(field, format!("must be at most {max} characters"));
-        }
-    } else if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        v.add(field, "must not contain control characters");
-    }
-}
-
 fn check_url(v: &mut FieldViolations, field: &str, url: &str) {
     if url.is_empty() {
         return;
@@ -73,30 +67,9 @@ fn check_url(v: &mut FieldViolations, field: &str, url: &str) {
     }
 }
 
-/// Parses an optional id field (empty = none).
-pub fn parse_optional_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<Uuid> {
-    if raw.is_empty() {
-        return None;
-    }
-    match Uuid::parse_str(raw) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            v.add(field, "must be a UUID");
-            None
-        }
-    }
-}
-
 /// Parses a required id.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, tonic::Status> {
-    if raw.is_empty() {
-        return Err(mercato_kernel::error::invalid_argument(
-            field,
-            "is required",
-        ));
-    }
-    Uuid::parse_str(raw)
-        .map_err(|_| mercato_kernel::error::invalid_argument(field, "must be a UUID"))
+    validate::parse_uuid(field, raw).map_err(FieldViolations::into_status)
 }
 
 impl ProductFields {
@@ -107,15 +80,19 @@ impl ProductFields {
         let sku = product.sku.trim().to_owned();
         check_sku(&mut v, &format!("{prefix}sku"), &sku);
         let name = product.name.trim().to_owned();
-        check_text(&mut v, &format!("{prefix}name"), &name, 1, 200);
-        check_text(
+        validate::text(
+            &mut v,
+            &format!("{prefix}name"),
+            &name,
+            Text::one_line(MAX_PRODUCT_NAME_CHARS),
+        );
+        validate::text(
             &mut v,
             &format!("{prefix}description"),
             &product.description,
-            0,
-            5000,
+            Text::multi_line(MAX_PRODUCT_DESCRIPTION_CHARS),
         );
-        let category_id = parse_optional_id(
+        let category_id = validate::optional_uuid(
             &mut v,
             &format!("{prefix}category_id"),
             &product.category_id,
@@ -222,9 +199,9 @@ impl ProductFields {
 /// A validated new category.
 #[derive(Debug, Clone)]
 pub struct CategoryFields {
-    /// 1 to 100 characters, unique.
+    /// One line of 1 to [`MAX_CATEGORY_NAME_CHARS`] characters, unique.
     pub name: String,
-    /// Up to 1000 characters.
+    /// Up to [`MAX_CATEGORY_DESCRIPTION_CHARS`] characters.
     pub description: String,
 }
 
@@ -233,13 +210,17 @@ impl CategoryFields {
     pub fn parse(category: &pb::Category) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::new();
         let name = category.name.trim().to_owned();
-        check_text(&mut v, "category.name", &name, 1, 100);
-        check_text(
+        validate::text(
+            &mut v,
+            "category.name",
+            &name,
+            Text::one_line(MAX_CATEGORY_NAME_CHARS),
+        );
+        validate::text(
             &mut v,
             "category.description",
             &category.description,
-            0,
-            1000,
+            Text::multi_line(MAX_CATEGORY_DESCRIPTION_CHARS),
         );
         if v.is_empty() {
             Ok(Self {

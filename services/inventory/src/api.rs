@@ -8,10 +8,11 @@ use mercato_kernel::auth::Principal;
 use mercato_kernel::db::{DbConn, DbPool};
 use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::events::outbox::{self, OutboxNotifier};
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    self, Adjustment, Item, OrderId, Repeat, ReservationStatus, ReserveCommand, Shortfall, Step,
+    Adjustment, Item, OrderId, Repeat, ReservationStatus, ReserveCommand, Shortfall, Step,
     Transition,
 };
 use crate::error::Error;
@@ -134,12 +135,8 @@ impl InventoryService for InventoryApi {
         &self,
         request: Request<pb::GetStockRequest>,
     ) -> Result<Response<pb::GetStockResponse>, Status> {
-        let mut v = FieldViolations::new();
-        let Some(product_id) =
-            domain::parse_product_id(&mut v, "product_id", &request.get_ref().product_id)
-        else {
-            return Err(v.into_status());
-        };
+        let product_id = validate::parse_uuid("product_id", &request.get_ref().product_id)
+            .map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let row = store::stock(&mut conn, product_id)
             .await

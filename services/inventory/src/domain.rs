@@ -6,33 +6,19 @@ use std::fmt;
 
 use mercato::pb::inventory::v1 as pb;
 use mercato_kernel::error::FieldViolations;
+use mercato_kernel::validate::{self, MAX_LINE_QUANTITY, MAX_ORDER_LINES, Text};
 use uuid::Uuid;
 
-/// Most items one reservation may hold (an order holds at most 50 lines).
-pub const MAX_ITEMS: usize = 50;
-/// Most units of one product per reservation (an order line holds 1..99 units).
-pub const MAX_QUANTITY: i32 = 99;
+/// Most items one reservation may hold: the most lines an order may have.
+pub const MAX_ITEMS: usize = MAX_ORDER_LINES;
+/// Most units of one product per reservation: the most one order line may have.
+pub const MAX_QUANTITY: i32 = MAX_LINE_QUANTITY;
 /// Largest stock correction in either direction.
 pub const MAX_DELTA: i32 = 1_000_000;
 /// Longest adjustment reason, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
 /// Longest order id, in bytes (ASCII only).
 pub const MAX_ORDER_ID_LEN: usize = 64;
-
-/// Parses a required product id: catalog ids are UUIDs. Records a violation under `field`.
-pub fn parse_product_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<Uuid> {
-    if raw.is_empty() {
-        v.add(field, "is required");
-        return None;
-    }
-    match Uuid::parse_str(raw) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            v.add(field, "must be a UUID");
-            None
-        }
-    }
-}
 
 /// An order id as callers key their reservations: 1 to 64 of A-Z, a-z, 0-9, '-' and '_'.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +95,7 @@ impl ReserveCommand {
             let mut first_seen: HashMap<Uuid, usize> = HashMap::new();
             for (i, item) in req.items.iter().enumerate() {
                 let field = format!("items[{i}].product_id");
-                let product_id = parse_product_id(&mut v, &field, &item.product_id);
+                let product_id = validate::uuid(&mut v, &field, &item.product_id);
                 if let Some(id) = product_id
                     && let Some(first) = first_seen.get(&id)
                 {
@@ -156,7 +142,7 @@ impl Adjustment {
     /// Parses every field of `req`, reporting all problems at once.
     pub fn parse(req: &pb::AdjustStockRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::new();
-        let product_id = parse_product_id(&mut v, "product_id", &req.product_id);
+        let product_id = validate::uuid(&mut v, "product_id", &req.product_id);
         if req.delta == 0 || req.delta.unsigned_abs() > MAX_DELTA.unsigned_abs() {
             v.add(
                 "delta",
@@ -164,15 +150,7 @@ impl Adjustment {
             );
         }
         let reason = req.reason.trim();
-        let len = reason.chars().count();
-        if len == 0 || len > MAX_REASON_CHARS {
-            v.add(
-                "reason",
-                format!("must be 1 to {MAX_REASON_CHARS} characters"),
-            );
-        } else if reason.chars().any(char::is_control) {
-            v.add("reason", "must not contain control characters");
-        }
+        validate::text(&mut v, "reason", reason, Text::one_line(MAX_REASON_CHARS));
         match product_id {
             Some(product_id) if v.is_empty() => Ok(Self {
                 product_id,
