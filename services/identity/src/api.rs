@@ -11,6 +11,7 @@ use mercato_kernel::auth::{Claims, Principal, PrincipalKind, ROLE_CUSTOMER, ROLE
 use mercato_kernel::db::DbPool;
 use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::events::outbox::{self, OutboxNotifier};
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -281,10 +282,6 @@ fn client_message(row: ClientRow) -> pb::Client {
     }
 }
 
-fn parse_user_id(field: &str, raw: &str) -> Result<Uuid, Status> {
-    Uuid::parse_str(raw).map_err(|_| error::invalid_argument(field, "must be a UUID"))
-}
-
 #[tonic::async_trait]
 impl IdentityService for IdentityApi {
     async fn register(
@@ -416,9 +413,7 @@ impl IdentityService for IdentityApi {
     ) -> Result<Response<pb::SetUserRolesResponse>, Status> {
         let req = request.into_inner();
         let mut violations = FieldViolations::new();
-        let id = parse_user_id("user_id", &req.user_id)
-            .map_err(|_| violations.add("user_id", "must be a UUID"))
-            .ok();
+        let id = validate::uuid(&mut violations, "user_id", &req.user_id);
         let roles = parse_user_roles(&req.roles)
             .map_err(|e| violations.add("roles", e))
             .ok();

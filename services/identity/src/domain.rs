@@ -3,11 +3,14 @@
 
 use mercato_kernel::auth::{ROLE_ADMIN, ROLE_CUSTOMER};
 use mercato_kernel::error::FieldViolations;
+use mercato_kernel::validate::{Text, TextError};
 
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD: usize = 10;
 /// Longest accepted password (Argon2 work is bounded by input size).
 pub const MAX_PASSWORD: usize = 128;
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME: usize = 100;
 
 /// A syntactically valid e-mail address, lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,23 +82,15 @@ impl Password {
     }
 }
 
-/// A display name: trimmed, 1 to 100 characters, no control characters.
+/// A display name: trimmed, one line of 1 to [`MAX_DISPLAY_NAME`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     /// Parses a display name.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
         let name = raw.trim();
-        if name.is_empty() {
-            return Err("is required");
-        }
-        if name.chars().count() > 100 {
-            return Err("must be at most 100 characters");
-        }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
+        Text::one_line(MAX_DISPLAY_NAME).check(name)?;
         Ok(Self(name.to_owned()))
     }
 
@@ -127,7 +122,7 @@ impl NewUser {
             .map_err(|e| violations.add("password", e))
             .ok();
         let display_name = DisplayName::parse(display_name)
-            .map_err(|e| violations.add("display_name", e))
+            .map_err(|e| violations.add("display_name", e.to_string()))
             .ok();
         match (email, password, display_name) {
             (Some(email), Some(password), Some(display_name)) => Ok(Self {

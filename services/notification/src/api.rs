@@ -9,6 +9,7 @@ use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::pagination;
 use mercato_kernel::shutdown::ShutdownSignal;
 use mercato_kernel::time::to_timestamp;
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -134,11 +135,7 @@ impl NotificationService for NotificationApi {
     ) -> Result<Response<pb::MarkReadResponse>, Status> {
         let user_id = Principal::of(&request)?.subject.clone();
         let raw = request.into_inner().id;
-        if raw.is_empty() {
-            return Err(error::invalid_argument("id", "is required"));
-        }
-        let id =
-            Uuid::parse_str(&raw).map_err(|_| error::invalid_argument("id", "must be a UUID"))?;
+        let id = validate::parse_uuid("id", &raw).map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let row = store::mark_read(&mut conn, &user_id, id)
             .await

@@ -5,43 +5,17 @@ use mercato::pb::discount::v1 as pb;
 use mercato::pb::discount::v1::coupon::Value;
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
+use mercato_kernel::validate::{self, Text};
 
-/// Shortest coupon code.
-pub const CODE_MIN: usize = 3;
-/// Longest coupon code.
-pub const CODE_MAX: usize = 32;
+/// A well-formed coupon code, upper case: the kernel's rule, which the basket and PlaceOrder
+/// apply to the codes customers type, so a code they accept is one this service can create.
+pub use mercato_kernel::validate::CouponCode;
+
 /// Longest description, in characters.
 pub const DESCRIPTION_MAX: usize = 500;
 /// Latest instant a validity bound may name (9999-12-31T23:59:59Z): later dates are typos,
 /// and keeping to four-digit years stays inside both chrono's and Postgres' ranges.
 const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
-
-/// A well-formed coupon code, upper case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CouponCode(String);
-
-impl CouponCode {
-    /// Parses 3 to 32 characters of A-Z, 0-9, '-' and '_' in any case; the code is kept
-    /// upper case, which makes codes case-insensitive.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let well_formed = (CODE_MIN..=CODE_MAX).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if well_formed {
-            Ok(Self(raw.to_ascii_uppercase()))
-        } else {
-            Err(format!(
-                "must be {CODE_MIN} to {CODE_MAX} of A-Z, 0-9, '-' and '_'"
-            ))
-        }
-    }
-
-    /// The code, upper case.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// What a coupon takes off a subtotal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,29 +77,13 @@ pub fn parse_timestamp(ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, &'s
     DateTime::from_timestamp(ts.seconds, nanos).ok_or(BAD)
 }
 
-fn check_description(v: &mut FieldViolations, field: &str, text: &str) {
-    if text.chars().count() > DESCRIPTION_MAX {
-        v.add(
-            field,
-            format!("must be at most {DESCRIPTION_MAX} characters"),
-        );
-    } else if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        v.add(field, "must not contain control characters");
-    }
-}
-
 impl NewCoupon {
     /// Parses the settable fields of `coupon` (output-only fields are ignored), reporting
     /// every problem under `coupon.<field>`. `now` is the creation instant: with no
     /// `valid_from`, `valid_until` must lie after it.
     pub fn parse(coupon: &pb::Coupon, now: DateTime<Utc>) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::new();
-        let code = CouponCode::parse(&coupon.code)
-            .map_err(|e| v.add("coupon.code", e))
-            .ok();
+        let code = validate::coupon_code(&mut v, "coupon.code", &coupon.code);
         let benefit = match &coupon.value {
             None => {
                 v.add(
@@ -186,7 +144,12 @@ impl NewCoupon {
             }
             Some(amount)
         });
-        check_description(&mut v, "coupon.description", &coupon.description);
+        validate::text(
+            &mut v,
+            "coupon.description",
+            &coupon.description,
+            Text::multi_line(DESCRIPTION_MAX),
+        );
         match (code, benefit) {
             (Some(code), Some(benefit)) if v.is_empty() => Ok(Self {
                 code,

@@ -5,8 +5,7 @@ use mercato::pb::discount::v1 as pb;
 use mercato::pb::r#type::v1::Money;
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
-
-use super::coupon::CODE_MAX;
+use mercato_kernel::validate::{self, MAX_COUPON_CHARS, Text};
 
 /// Longest order id.
 pub const ORDER_ID_MAX: usize = 64;
@@ -77,8 +76,11 @@ pub fn parse_lookup_code(v: &mut FieldViolations, field: &str, raw: &str) -> Opt
     if raw.is_empty() {
         v.add(field, "is required");
         None
-    } else if raw.chars().count() > CODE_MAX {
-        v.add(field, format!("must be at most {CODE_MAX} characters"));
+    } else if raw.chars().count() > MAX_COUPON_CHARS {
+        v.add(
+            field,
+            format!("must be at most {MAX_COUPON_CHARS} characters"),
+        );
         None
     } else {
         Some(raw.to_ascii_uppercase())
@@ -103,18 +105,7 @@ pub fn parse_order_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option
 }
 
 fn parse_user_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<String> {
-    if raw.is_empty() {
-        v.add(field, "is required");
-        None
-    } else if raw.chars().count() > USER_ID_MAX || raw.chars().any(char::is_control) {
-        v.add(
-            field,
-            format!("must be at most {USER_ID_MAX} characters, none of them control characters"),
-        );
-        None
-    } else {
-        Some(raw.to_owned())
-    }
+    validate::text(v, field, raw, Text::one_line(USER_ID_MAX)).then(|| raw.to_owned())
 }
 
 fn parse_subtotal(v: &mut FieldViolations, field: &str, money: Option<&Money>) -> Option<Amount> {
