@@ -155,14 +155,14 @@ pub async fn start(
     for err in &skipped {
         tracing::warn!(error = %err, "HTTP annotation not served");
     }
-    let verifier = Verifier::remote(&config.identity_url, &config.jwt_issuer)?;
+    let verifier = Verifier::remote(&config.auth.identity_url, &config.auth.issuer)?;
     let limiter = Arc::new(RateLimiter::new(
         settings.rate_limit_rps,
         settings.rate_limit_burst,
     ));
     let gate = Gate::new(verifier, limiter);
     let workers = Workers::start(settings.workers).map_err(StartError::Workers)?;
-    let upstreams = Upstreams::new(&config.upstreams, workers.len())?;
+    let upstreams = Upstreams::new(&config.peers.upstreams, workers.len())?;
     let openapi = Bytes::from(serde_json::to_vec(&openapi::document(&table)).unwrap_or_default());
 
     let (trigger, signal) = shutdown::channel();
@@ -192,16 +192,16 @@ pub async fn start(
     );
 
     let admin_addr =
-        mercato_kernel::admin::spawn(config.admin_addr, health, signal.clone()).await?;
-    let listener = TcpListener::bind(config.grpc_addr).await?;
+        mercato_kernel::admin::spawn(config.server.admin_addr, health, signal.clone()).await?;
+    let listener = TcpListener::bind(config.server.grpc_addr).await?;
     let addr = listener.local_addr()?;
-    let grace = config.shutdown_grace;
+    let grace = config.server.shutdown_grace;
     let traced = TraceLayer.layer(gateway);
     let admission = server::Admission {
         trusted_proxy_hops: settings.trusted_proxy_hops,
         limit: connection_limit::ConnectionLimit::new(settings.max_connections_per_ip),
-        max_age: config.max_connection_age,
-        age_grace: config.max_connection_age_grace,
+        max_age: config.server.max_connection_age,
+        age_grace: config.server.max_connection_age_grace,
     };
     let task = match cors::layer(&settings.cors_origins) {
         Some(cors) => tokio::spawn(server::serve(

@@ -30,7 +30,7 @@ use std::time::Duration;
 use tonic::transport::Endpoint;
 use tower::util::BoxCloneSyncService;
 
-use crate::config::ServiceConfig;
+use crate::config::PeersConfig;
 
 pub use context::{CallContext, remaining};
 pub use tokens::ServiceTokens;
@@ -82,13 +82,19 @@ pub struct Peers {
 
 impl Peers {
     /// Peers as configured for this service; without client credentials, calls carry only
-    /// the tokens their requests already hold.
-    pub fn new(config: &ServiceConfig) -> Result<Self, ClientError> {
-        let tokens = match &config.client_credentials {
-            Some(credentials) => Some(Arc::new(ServiceTokens::new(
-                balance::Balancer::new("identity", &config.identity_url, Arc::new(settings))?,
-                credentials.clone(),
-            ))),
+    /// the tokens their requests already hold. Tokens come from the `identity` upstream.
+    pub fn new(config: &PeersConfig) -> Result<Self, ClientError> {
+        let tokens = match &config.credentials {
+            Some(credentials) => {
+                let identity = config
+                    .upstreams
+                    .get("identity")
+                    .ok_or_else(|| ClientError::UnknownPeer("identity".into()))?;
+                Some(Arc::new(ServiceTokens::new(
+                    balance::Balancer::new("identity", identity, Arc::new(settings))?,
+                    credentials.clone(),
+                )))
+            }
             None => {
                 tracing::warn!(
                     "MERCATO_CLIENT_ID / MERCATO_CLIENT_SECRET not set: calls to internal RPCs \

@@ -1,31 +1,43 @@
 //! Hosting a service: dependencies, the gRPC server with the kernel's layers (trace, metrics,
 //! auth), health, reflection, the admin port and graceful shutdown, in one place.
+//!
+//! A service's `lib.rs` asks the host for each dependency and gets back what was built for
+//! it, so it never re-checks what it just configured:
+//!
+//! ```ignore
+//! let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+//! let redis = host.with_redis(false)?;
+//! let outbox = host.with_event_relay("catalog").await?;
+//! let api = CatalogApi::new(db, cache(redis, &host.config().redis.prefix), outbox);
+//! host.serve(Services::new().add_service(CatalogServiceServer::new(api))).await
+//! ```
+//!
+//! What needs the database (start-up jobs, the outbox relay, event consumers, rebuilding a
+//! projection) exists only on a host that has one, [`ServiceHost<Database>`].
+
+mod running;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_migrations::EmbeddedMigrations;
 use http::{Request, Response};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
-use tonic::transport::server::TcpIncoming;
 
-use crate::auth::{AuthLayer, Verifier};
+use crate::auth::Verifier;
 use crate::config::{ConfigError, ServiceConfig};
 use crate::db::{DbError, DbPool};
 use crate::events::consumer::{ConsumerConfig, Projector};
-use crate::events::outbox::{OutboxNotifier, Relay};
-use crate::health::{Check, Dependency, Health};
-use crate::metrics::MetricsLayer;
+use crate::events::outbox::OutboxNotifier;
+use crate::health::{Check, Dependency};
 use crate::redis::{RedisError, RedisPool};
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
-use crate::startup::{self, Gate, JobFuture, Opener, StartupGateLayer};
-use crate::trace::TraceLayer;
+use crate::startup::{self, Gate, JobFuture, Opener};
+
+pub use running::RunningService;
 
 /// A service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -102,32 +114,61 @@ impl Services {
     }
 }
 
-/// A service's dependencies and lifecycle, assembled step by step by its `lib.rs`.
-pub struct ServiceHost {
-    /// Shared settings.
-    pub config: ServiceConfig,
-    /// The service's database, when it has one.
-    pub db: Option<DbPool>,
-    /// The cache, when it has one.
-    pub redis: Option<RedisPool>,
-    /// The event bus, when the service publishes or consumes.
-    pub nats: Option<async_nats::Client>,
-    /// Wakes the outbox relay after commits.
-    pub outbox: OutboxNotifier,
+/// A service's dependencies and lifecycle, assembled step by step by its `lib.rs`. `D` says
+/// whether it has a database: [`NoDatabase`] until [`ServiceHost::with_database`], then
+/// [`Database`].
+pub struct ServiceHost<D = NoDatabase> {
+    config: ServiceConfig,
+    database: D,
+    nats: Option<async_nats::Client>,
     verifier: Option<Arc<Verifier>>,
     checks: Vec<Check>,
-    relay_domain: Option<String>,
+    relay: Option<(String, OutboxNotifier)>,
     consumer: Option<(ConsumerConfig, Arc<dyn Projector>)>,
-    migrated: Gate,
-    jobs: Vec<(&'static str, StartupJob)>,
     started: (Opener, Gate),
     trigger: ShutdownTrigger,
     signal: ShutdownSignal,
 }
 
+/// A host without a database (the basket keeps its state in Redis).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDatabase;
+
+/// The service's database as the host prepares it: the pool, whether it is migrated, and
+/// what runs once it is.
+pub struct Database {
+    pool: DbPool,
+    migrated: Gate,
+    jobs: Vec<(&'static str, StartupJob)>,
+}
+
 /// Work a service does once its database is ready, before it reports ready (seed data,
 /// accounts); retried until it succeeds, so it must be idempotent.
 type StartupJob = Box<dyn Fn(DbPool) -> JobFuture + Send + Sync>;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::NoDatabase {}
+    impl Sealed for super::Database {}
+}
+
+/// Whether a host has a database: [`NoDatabase`] or [`Database`].
+pub trait DatabaseState: sealed::Sealed + Send + 'static {
+    /// The database, if any, for serving.
+    fn into_database(self) -> Option<Database>;
+}
+
+impl DatabaseState for NoDatabase {
+    fn into_database(self) -> Option<Database> {
+        None
+    }
+}
+
+impl DatabaseState for Database {
+    fn into_database(self) -> Option<Database> {
+        Some(self)
+    }
+}
 
 impl ServiceHost {
     /// A host with no dependencies yet.
@@ -135,182 +176,75 @@ impl ServiceHost {
         let (trigger, signal) = shutdown::channel();
         Self {
             config,
-            db: None,
-            redis: None,
+            database: NoDatabase,
             nats: None,
-            outbox: OutboxNotifier::default(),
             verifier: None,
             checks: Vec::new(),
-            relay_domain: None,
+            relay: None,
             consumer: None,
-            migrated: Gate::open(),
-            jobs: Vec::new(),
             started: startup::gate(),
             trigger,
             signal,
         }
     }
 
-    /// Adds the service's database, a critical dependency: the pool is handed out at once,
+    /// Adds the service's database, a critical dependency, and returns its pool at once,
     /// while the database is created and migrated in the background, retried with back-off
     /// until Postgres answers (the service says NOT_SERVING meanwhile, see
     /// [`crate::startup`]).
     pub async fn with_database(
-        mut self,
+        self,
         migrations: EmbeddedMigrations,
-    ) -> Result<Self, ServeError> {
-        let url = self.config.require_database_url()?.to_owned();
-        let pool = crate::db::pool(&url, self.config.db_pool_size)?;
+    ) -> Result<(ServiceHost<Database>, DbPool), ServeError> {
+        let url = self.config.database.require_url()?.clone();
+        let pool = crate::db::pool(url.expose(), self.config.database.pool_size)?;
         let migrations = crate::db::Migrations::from(migrations);
         let (opener, migrated) = startup::gate();
         let signal = self.signal.clone();
         tokio::spawn(async move {
             let prepared = startup::retry("database", &signal, || {
-                crate::db::prepare(&url, migrations.clone())
+                crate::db::prepare(url.expose(), migrations.clone())
             });
             if prepared.await.is_some() {
                 opener.open();
             }
         });
-        self.migrated = migrated;
-        self.checks.push(Check {
+        let mut host = ServiceHost {
+            config: self.config,
+            database: Database {
+                pool: pool.clone(),
+                migrated,
+                jobs: Vec::new(),
+            },
+            nats: self.nats,
+            verifier: self.verifier,
+            checks: self.checks,
+            relay: self.relay,
+            consumer: self.consumer,
+            started: self.started,
+            trigger: self.trigger,
+            signal: self.signal,
+        };
+        host.checks.push(Check {
             name: "postgres",
             dependency: Dependency::Postgres(pool.clone()),
             critical: true,
         });
-        self.db = Some(pool);
-        Ok(self)
+        Ok((host, pool))
+    }
+}
+
+impl<D> ServiceHost<D> {
+    /// The service's settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
     }
 
-    /// Runs `job` once the database is migrated and before the service reports ready,
-    /// retrying it with back-off until it succeeds (it must be idempotent: every replica
-    /// runs it, at every start).
-    pub fn on_database_ready<F, Fut>(mut self, name: &'static str, job: F) -> Self
-    where
-        F: Fn(DbPool) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<(), startup::JobError>> + Send + 'static,
-    {
-        self.jobs
-            .push((name, Box::new(move |db| Box::pin(job(db)) as JobFuture)));
-        self
-    }
-
-    /// Opens once the database is migrated and the start-up jobs are done: background work
-    /// that needs the database (a recovery sweep) waits for it instead of failing first.
+    /// Opens once the database (if any) is migrated and the start-up jobs are done:
+    /// background work that needs the database (a recovery sweep) waits for it instead of
+    /// failing first.
     pub fn started(&self) -> Gate {
         self.started.1.clone()
-    }
-
-    /// Adds the Redis pool; `critical` is false for a cache with a database fallback.
-    pub fn with_redis(mut self, critical: bool) -> Result<Self, ServeError> {
-        let url = self.config.require_redis_url()?.to_owned();
-        let pool = crate::redis::pool(&url, 32)?;
-        self.checks.push(Check {
-            name: "redis",
-            dependency: Dependency::Redis(pool.clone()),
-            critical,
-        });
-        self.redis = Some(pool);
-        Ok(self)
-    }
-
-    /// Connects to NATS (in the background: a NATS outage never blocks start-up, events wait
-    /// in the outbox) and relays the outbox of `domain` to JetStream.
-    pub async fn with_event_relay(mut self, domain: &str) -> Result<Self, ServeError> {
-        let client = self.nats_client().await?;
-        self.relay_domain = Some(domain.to_owned());
-        self.nats = Some(client);
-        Ok(self)
-    }
-
-    async fn nats_client(&mut self) -> Result<async_nats::Client, ServeError> {
-        if let Some(client) = &self.nats {
-            return Ok(client.clone());
-        }
-        let url = self
-            .config
-            .nats_url
-            .clone()
-            .ok_or_else(|| ConfigError::Missing("NATS_URL".into()))?;
-        let client = async_nats::ConnectOptions::new()
-            .name(&self.config.service)
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(2))
-            .connect(url.as_str())
-            .await?;
-        self.checks.push(Check {
-            name: "nats",
-            dependency: Dependency::Nats(client.clone()),
-            critical: false,
-        });
-        Ok(client)
-    }
-
-    /// Follows the event streams of `domains` with `projector` (see
-    /// [`crate::events::consumer`]); consumption starts when the service serves.
-    pub async fn with_event_consumer(
-        mut self,
-        domains: &[&str],
-        projector: Arc<dyn Projector>,
-    ) -> Result<Self, ServeError> {
-        let client = self.nats_client().await?;
-        self.nats = Some(client);
-        let mut config = ConsumerConfig::new(&self.config.service, &self.config.namespace, domains);
-        config.max_attempts = self.config.event_max_attempts.max(1);
-        config.backoff = self.config.event_backoff;
-        config.stream_replicas = self.config.event_stream_replicas;
-        self.consumer = Some((config, projector));
-        Ok(self)
-    }
-
-    /// Shares `feed` with every other replica of the service over NATS (see
-    /// [`crate::events::changes`]), as the changes of `topic`.
-    pub async fn with_change_feed<T>(
-        mut self,
-        topic: &str,
-        feed: &crate::events::ChangeFeed<T>,
-    ) -> Result<Self, ServeError>
-    where
-        T: prost::Message + Default + Send + Sync + 'static,
-    {
-        let client = self.nats_client().await?;
-        self.nats = Some(client.clone());
-        let subject =
-            crate::events::change_subject(&self.config.namespace, &self.config.service, topic);
-        feed.share(client, subject, self.signal.clone()).await?;
-        Ok(self)
-    }
-
-    /// Empties the projection and forgets the consumers' positions, so that serving replays
-    /// every stream from its start (`--rebuild`).
-    pub async fn rebuild_projection(&self) -> Result<(), ServeError> {
-        let (Some((config, projector)), Some(nats), Some(db)) =
-            (&self.consumer, &self.nats, &self.db)
-        else {
-            return Err(ServeError::Wiring(
-                "rebuild_projection needs with_database and with_event_consumer first",
-            ));
-        };
-        tokio::select! {
-            () = self.migrated.opened() => {}
-            () = self.signal.clone().requested() => return Ok(()),
-        }
-        crate::events::consumer::rebuild(nats, db, config, projector.as_ref())
-            .await
-            .map_err(|e| ServeError::Events(e.into()))
-    }
-
-    /// Uses `verifier` for tokens instead of fetching identity's JWKS (identity itself).
-    pub fn with_verifier(mut self, verifier: Arc<Verifier>) -> Self {
-        self.verifier = Some(verifier);
-        self
-    }
-
-    /// The database pool; a defect in the service's wiring if it was not configured.
-    pub fn db(&self) -> Result<DbPool, ServeError> {
-        self.db
-            .clone()
-            .ok_or(ServeError::Wiring("db() needs with_database first"))
     }
 
     /// The signal every background task of the service should stop on.
@@ -318,201 +252,174 @@ impl ServiceHost {
         self.signal.clone()
     }
 
-    /// Binds both ports and starts serving: health, reflection and `/livez` at once, the
-    /// service's own calls once its start-up is done (database migrated, start-up jobs run;
-    /// until then they are refused UNAVAILABLE and health says NOT_SERVING). Returns when it
-    /// is (or when shutdown is requested first) with the bound addresses.
-    pub async fn serve(self, services: Services) -> Result<RunningService, ServeError> {
-        let verifier = match self.verifier {
-            Some(v) => v,
-            None => Verifier::remote(&self.config.identity_url, &self.config.jwt_issuer)?,
-        };
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let names: Vec<String> = services.names.iter().map(|n| (*n).to_owned()).collect();
-
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mercato::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health");
-        let mut reflection_alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mercato::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health");
-        for name in &services.names {
-            reflection = reflection.with_service_name(*name);
-            reflection_alpha = reflection_alpha.with_service_name(*name);
-        }
-
-        let mut routes = services.routes;
-        routes
-            .add_service(health_service)
-            .add_service(reflection.build_v1()?)
-            .add_service(reflection_alpha.build_v1alpha()?);
-
-        let (opener, started) = self.started;
-        let migrated = self.migrated;
-        let (jobs, db, signal) = (self.jobs, self.db.clone(), self.signal.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = migrated.opened() => {}
-                () = signal.clone().requested() => return,
-            }
-            for (name, job) in &jobs {
-                let Some(db) = &db else { break };
-                if startup::retry(name, &signal, || job(db.clone()))
-                    .await
-                    .is_none()
-                {
-                    return;
-                }
-            }
-            opener.open();
+    /// Adds Redis and returns its pool; `critical` is false for a cache with a database
+    /// fallback (the service stays ready while Redis is down).
+    pub fn with_redis(&mut self, critical: bool) -> Result<RedisPool, ServeError> {
+        let url = self.config.redis.require_url()?;
+        let pool = crate::redis::pool(url.expose(), 32)?;
+        self.checks.push(Check {
+            name: "redis",
+            dependency: Dependency::Redis(pool.clone()),
+            critical,
         });
-
-        let health = Health::new(self.checks, started.clone());
-        // First probe before accepting traffic: NOT_SERVING while starting, not "unknown".
-        health.refresh(&health_reporter, &names).await;
-        health
-            .clone()
-            .spawn(health_reporter.clone(), names.clone(), self.signal.clone());
-
-        let admin_addr =
-            crate::admin::spawn(self.config.admin_addr, health.clone(), self.signal.clone())
-                .await?;
-        let listener = TcpListener::bind(self.config.grpc_addr).await?;
-        let grpc_addr = listener.local_addr()?;
-
-        // Relaying and consuming touch the service's tables: they start once it has started.
-        let mut relay = None;
-        if let (Some(domain), Some(db), Some(nats)) = (&self.relay_domain, &self.db, &self.nats) {
-            let outbox = Relay::new(
-                db.clone(),
-                nats.clone(),
-                &self.config.namespace,
-                domain,
-                self.outbox.clone(),
-            )
-            .retention(self.config.outbox_retention)
-            .stream_replicas(self.config.event_stream_replicas);
-            let (started, signal) = (started.clone(), self.signal.clone());
-            relay = Some(tokio::spawn(async move {
-                tokio::select! {
-                    () = started.opened() => {}
-                    () = signal.clone().requested() => return,
-                }
-                let _ = outbox.spawn(signal).await;
-            }));
-        }
-
-        if let (Some((config, projector)), Some(db), Some(nats)) =
-            (self.consumer, self.db.clone(), self.nats.clone())
-        {
-            let (started, signal) = (started.clone(), self.signal.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = started.opened() => {}
-                    () = signal.clone().requested() => return,
-                }
-                crate::events::consumer::spawn(nats, db, config, projector, signal);
-            });
-        }
-
-        let limit = self.config.max_message_bytes;
-        let layers = tower::ServiceBuilder::new()
-            .layer(StartupGateLayer(started.clone()))
-            .layer(TraceLayer)
-            .layer(MetricsLayer)
-            .layer(AuthLayer::new(verifier))
-            .map_request(move |request| crate::wire::check_request(request, limit));
-        // The builder's `tcp_nodelay` does not reach sockets accepted from a listener of our
-        // own; without it a small answer can sit in Nagle's buffer until the caller's delayed
-        // ACK, 40 ms later.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut builder = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)));
-        if let Some(age) = self.config.max_connection_age {
-            builder = builder
-                // Drawn once per process: replicas started together do not all send their
-                // clients away at the same moment.
-                .max_connection_age(crate::time::jittered(age))
-                .max_connection_age_grace(self.config.max_connection_age_grace);
-        }
-        let server = builder
-            .layer(layers)
-            .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(incoming, self.signal.clone().requested());
-        let task = tokio::spawn(server);
-        tracing::info!(service = %self.config.service, %grpc_addr, %admin_addr, "listening");
-        if !started.is_open() {
-            tracing::info!("waiting for the database before serving");
-        }
-        tokio::select! {
-            () = started.opened() => {}
-            () = self.signal.clone().requested() => {}
-        }
-        // Probed again now that start-up is done, so readiness is true from the first call.
-        health.refresh(&health_reporter, &names).await;
-        tracing::info!(service = %self.config.service, "serving");
-        Ok(RunningService {
-            grpc_addr,
-            admin_addr,
-            grace: self.config.shutdown_grace,
-            trigger: self.trigger,
-            task,
-            relay,
-        })
-    }
-}
-
-/// A started service.
-pub struct RunningService {
-    /// Bound gRPC address (port 0 resolved).
-    pub grpc_addr: SocketAddr,
-    /// Bound admin address.
-    pub admin_addr: SocketAddr,
-    grace: Duration,
-    trigger: ShutdownTrigger,
-    task: JoinHandle<Result<(), tonic::transport::Error>>,
-    relay: Option<JoinHandle<()>>,
-}
-
-impl RunningService {
-    /// The trigger that stops this service (tests; `main` wires OS signals to it).
-    pub fn trigger(&self) -> ShutdownTrigger {
-        self.trigger.clone()
+        Ok(pool)
     }
 
-    /// Stops on SIGTERM / Ctrl-C, draining in-flight requests for at most the grace period.
-    pub async fn run_until_signalled(self) -> Result<(), ServeError> {
-        shutdown::on_os_signals(self.trigger.clone());
-        self.wait().await
-    }
-
-    /// Requests shutdown and waits for the drain.
-    pub async fn stop(self) -> Result<(), ServeError> {
-        self.trigger.trigger();
-        self.wait().await
-    }
-
-    /// Waits until the server has stopped (after a shutdown request, within the grace period).
-    pub async fn wait(self) -> Result<(), ServeError> {
-        let mut task = self.task;
-        let served = tokio::select! {
-            result = &mut task => result,
-            _ = async {
-                self.trigger.signal().requested().await;
-                tokio::time::sleep(self.grace).await;
-            } => {
-                tracing::warn!("grace period over, closing remaining connections");
-                task.abort();
-                return Ok(());
-            }
-        };
-        if let Some(relay) = self.relay {
-            // The relay flushes once more on shutdown; give it a moment.
-            let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
-        }
-        served??;
+    /// Shares `feed` with every other replica of the service over NATS (see
+    /// [`crate::events::changes`]), as the changes of `topic`.
+    pub async fn with_change_feed<T>(
+        &mut self,
+        topic: &str,
+        feed: &crate::events::ChangeFeed<T>,
+    ) -> Result<(), ServeError>
+    where
+        T: prost::Message + Default + Send + Sync + 'static,
+    {
+        let client = self.nats_client().await?;
+        let subject = crate::events::change_subject(
+            &self.config.events.namespace,
+            &self.config.service,
+            topic,
+        );
+        feed.share(client, subject, self.signal.clone()).await?;
         Ok(())
+    }
+
+    /// Uses `verifier` for tokens instead of fetching identity's JWKS (identity itself).
+    pub fn with_verifier(&mut self, verifier: Arc<Verifier>) {
+        self.verifier = Some(verifier);
+    }
+
+    /// The NATS connection, made on first use (in the background: a NATS outage never blocks
+    /// start-up, events wait in the outbox).
+    async fn nats_client(&mut self) -> Result<async_nats::Client, ServeError> {
+        if let Some(client) = &self.nats {
+            return Ok(client.clone());
+        }
+        let url = self.config.events.require_nats_url()?;
+        let client = async_nats::ConnectOptions::new()
+            .name(&self.config.service)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(url.expose())
+            .await?;
+        self.checks.push(Check {
+            name: "nats",
+            dependency: Dependency::Nats(client.clone()),
+            critical: false,
+        });
+        self.nats = Some(client.clone());
+        Ok(client)
+    }
+}
+
+impl ServiceHost<Database> {
+    /// Runs `job` once the database is migrated and before the service reports ready,
+    /// retrying it with back-off until it succeeds (it must be idempotent: every replica
+    /// runs it, at every start).
+    pub fn on_database_ready<F, Fut>(&mut self, name: &'static str, job: F)
+    where
+        F: Fn(DbPool) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), startup::JobError>> + Send + 'static,
+    {
+        self.database
+            .jobs
+            .push((name, Box::new(move |db| Box::pin(job(db)) as JobFuture)));
+    }
+
+    /// Relays the outbox of `domain` to JetStream once the service has started, connecting
+    /// to NATS in the background; returns the notifier that wakes the relay after a commit.
+    pub async fn with_event_relay(&mut self, domain: &str) -> Result<OutboxNotifier, ServeError> {
+        if self.relay.is_some() {
+            return Err(ServeError::Wiring(
+                "with_event_relay: a service relays one outbox",
+            ));
+        }
+        self.nats_client().await?;
+        let notifier = OutboxNotifier::default();
+        self.relay = Some((domain.to_owned(), notifier.clone()));
+        Ok(notifier)
+    }
+
+    /// Follows the event streams of `domains` with `projector` (see
+    /// [`crate::events::consumer`]); consumption starts when the service has started.
+    pub async fn with_event_consumer(
+        &mut self,
+        domains: &[&str],
+        projector: Arc<dyn Projector>,
+    ) -> Result<(), ServeError> {
+        if self.consumer.is_some() {
+            return Err(ServeError::Wiring(
+                "with_event_consumer: a service follows its streams with one projector",
+            ));
+        }
+        self.nats_client().await?;
+        let events = &self.config.events;
+        let mut config = ConsumerConfig::new(&self.config.service, &events.namespace, domains);
+        config.max_attempts = events.max_attempts.max(1);
+        config.backoff = events.backoff;
+        config.stream_replicas = events.stream_replicas;
+        self.consumer = Some((config, projector));
+        Ok(())
+    }
+
+    /// Empties the projection and forgets the consumers' positions, so that serving replays
+    /// every stream from its start (`--rebuild`). Waits for the database to be migrated.
+    pub async fn rebuild_projection(&self) -> Result<(), ServeError> {
+        let (Some((config, projector)), Some(nats)) = (&self.consumer, &self.nats) else {
+            return Err(ServeError::Wiring(
+                "rebuild_projection needs with_event_consumer first",
+            ));
+        };
+        tokio::select! {
+            () = self.database.migrated.opened() => {}
+            () = self.signal.clone().requested() => return Ok(()),
+        }
+        crate::events::consumer::rebuild(nats, &self.database.pool, config, projector.as_ref())
+            .await
+            .map_err(|e| ServeError::Events(e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ServiceConfig {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ServiceConfig::from_source("test", &env).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_database_without_its_url_is_a_configuration_error() {
+        let Err(err) = ServiceHost::new(config(&[]))
+            .with_database(crate::db::KERNEL_MIGRATIONS)
+            .await
+        else {
+            panic!("a host without DATABASE_URL has no database");
+        };
+        assert!(
+            matches!(err, ServeError::Config(ConfigError::Missing(_))),
+            "{err}"
+        );
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn rebuilding_without_a_consumer_is_a_wiring_defect() {
+        // Nothing answers there: the host keeps preparing it in the background meanwhile.
+        let url = "postgres://127.0.0.1:1/nothing";
+        let (host, _db) = ServiceHost::new(config(&[("DATABASE_URL", url)]))
+            .with_database(crate::db::KERNEL_MIGRATIONS)
+            .await
+            .unwrap();
+        let err = host.rebuild_projection().await.unwrap_err();
+        assert!(matches!(err, ServeError::Wiring(_)), "{err}");
+        host.trigger.trigger();
     }
 }

@@ -41,7 +41,7 @@ pub fn init(config: &ServiceConfig) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
 
-    let fmt_layer = match config.log_format {
+    let fmt_layer = match config.telemetry.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -56,7 +56,7 @@ pub fn init(config: &ServiceConfig) -> Result<TelemetryGuard, TelemetryError> {
     };
 
     let mut guard = TelemetryGuard::default();
-    let otel_layer = match &config.otlp_endpoint {
+    let otel_layer = match &config.telemetry.otlp_endpoint {
         Some(endpoint) => {
             use opentelemetry_otlp::WithExportConfig as _;
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -88,8 +88,8 @@ pub fn init(config: &ServiceConfig) -> Result<TelemetryGuard, TelemetryError> {
         .with(otel_layer)
         .try_init()
         .is_ok();
-    if installed && config.otlp_endpoint.is_some() {
-        tracing::info!(endpoint = ?config.otlp_endpoint, "exporting traces over OTLP");
+    if installed && config.telemetry.otlp_endpoint.is_some() {
+        tracing::info!(endpoint = ?config.telemetry.otlp_endpoint, "exporting traces over OTLP");
     }
     Ok(guard)
 }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Header carrying the request id across hops.
-pub const REQUEST_ID: &str = "x-request-id";
+pub use crate::client::context::REQUEST_ID;
 
 /// Adds the span and the request id.
 #[derive(Debug, Clone, Copy, Default)]

@@ -38,7 +38,10 @@ pub async fn gateway(
     let mut config = ServiceConfig::from_source("edge-gateway", &env).expect("config");
     for (component, url) in upstreams {
         // The verifier keeps the real identity; only the routing changes.
-        config.upstreams.insert((*component).into(), url.clone());
+        config
+            .peers
+            .upstreams
+            .insert((*component).into(), url.clone());
     }
     let settings = Settings::from_env(&env).expect("settings");
     edge_gateway::start(config, settings)

@@ -51,15 +51,12 @@ pub async fn start(
     config: ServiceConfig,
     settings: Settings,
 ) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config).with_redis(true)?;
-    let redis = host
-        .redis
-        .clone()
-        .ok_or_else(|| ServeError::from(ConfigError::Missing("REDIS_URL".into())))?;
-    let store = store::BasketStore::new(redis, &host.config.redis_prefix, settings.ttl);
-    let peers = peers::PeerClients::new(&Peers::new(&host.config)?)?;
+    let mut host = ServiceHost::new(config);
+    let redis = host.with_redis(true)?;
+    let store = store::BasketStore::new(redis, &host.config().redis.prefix, settings.ttl);
+    let peers = peers::PeerClients::new(&Peers::new(&host.config().peers)?)?;
     let api = api::BasketApi::new(store, peers);
-    let max = host.config.max_message_bytes;
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         BasketServiceServer::new(api)
             .max_decoding_message_size(max)

@@ -21,24 +21,17 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 ///
 /// With `seed_demo` (`MERCATO_SEED_DEMO=true`) an empty catalog is filled with demo products.
 pub async fn start(config: ServiceConfig, seed_demo: bool) -> Result<RunningService, ServeError> {
-    let mut host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_redis(false)?
-        .with_event_relay("catalog")
-        .await?;
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    let redis = host.with_redis(false)?;
+    let outbox = host.with_event_relay("catalog").await?;
     if seed_demo {
-        host = host.on_database_ready("demo catalog", |db| async move {
+        host.on_database_ready("demo catalog", |db| async move {
             Ok(seed::seed_demo(&db).await.map(drop)?)
         });
     }
-    let redis = host
-        .redis
-        .clone()
-        .ok_or_else(|| mercato_kernel::config::ConfigError::Missing("REDIS_URL".into()))?;
-    let cache = cache::product_cache(redis, &host.config.redis_prefix);
-    let api = api::CatalogApi::new(host.db()?, cache, host.outbox.clone());
-    let max = host.config.max_message_bytes;
+    let cache = cache::product_cache(redis, &host.config().redis.prefix);
+    let api = api::CatalogApi::new(db, cache, outbox);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         CatalogServiceServer::new(api)
             .max_decoding_message_size(max)

@@ -205,35 +205,32 @@ pub async fn start(
     settings: Settings,
 ) -> Result<RunningService, ServeError> {
     let hasher = hashing::Hasher::new(settings.hashing);
-    let mut host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_relay("identity")
-        .await?;
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    let outbox = host.with_event_relay("identity").await?;
     // Storing the administrator waits for the database like the rest of start-up.
     if let Some(admin) = settings.admin.clone() {
         let hasher = hasher.clone();
-        host = host.on_database_ready("administrator", move |db| {
+        host.on_database_ready("administrator", move |db| {
             let (hasher, admin) = (hasher.clone(), admin.clone());
             async move { Ok(ensure_admin(&db, &hasher, admin).await?) }
         });
     }
     for client in settings.service_clients.clone() {
-        host = host.on_database_ready("service client", move |db| {
+        host.on_database_ready("service client", move |db| {
             let client = client.clone();
             async move { Ok(ensure_client(&db, &client).await?) }
         });
     }
-    let db = host.db()?;
     let verifier = Verifier::with_keys(std::slice::from_ref(settings.keys.jwk()), &settings.issuer);
-    let api = api::IdentityApi::new(db, hasher, Arc::new(settings), host.outbox.clone());
-    let max = host.config.max_message_bytes;
+    let api = api::IdentityApi::new(db, hasher, Arc::new(settings), outbox);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         IdentityServiceServer::new(api)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
     );
-    host.with_verifier(verifier).serve(services).await
+    host.with_verifier(verifier);
+    host.serve(services).await
 }
 
 /// Creates or updates a configured service account, so a rotated secret takes effect on restart.

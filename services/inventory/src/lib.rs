@@ -20,13 +20,10 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Connects the inventory's dependencies (Postgres, NATS for the outbox relay) and starts
 /// serving.
 pub async fn start(config: ServiceConfig) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_relay("inventory")
-        .await?;
-    let api = api::InventoryApi::new(host.db()?, host.outbox.clone());
-    let max = host.config.max_message_bytes;
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    let outbox = host.with_event_relay("inventory").await?;
+    let api = api::InventoryApi::new(db, outbox);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         InventoryServiceServer::new(api)
             .max_decoding_message_size(max)

@@ -43,18 +43,16 @@ pub async fn start_with(
 ) -> Result<RunningService, ServeError> {
     let live = live::LiveFeed::default();
     let projector = Arc::new(projector::NotificationProjector::new(live.clone()));
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_consumer(&projector::DOMAINS, projector)
-        .await?
-        .with_change_feed("notifications", live.changes())
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    host.with_event_consumer(&projector::DOMAINS, projector)
+        .await?;
+    host.with_change_feed("notifications", live.changes())
         .await?;
     if options.rebuild {
         host.rebuild_projection().await?;
     }
-    let api = api::NotificationApi::new(host.db()?, live, host.shutdown_signal());
-    let max = host.config.max_message_bytes;
+    let api = api::NotificationApi::new(db, live, host.shutdown_signal());
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         NotificationServiceServer::new(api)
             .max_decoding_message_size(max)

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use mercato::pb::orderquery::v1::order_query_service_server::OrderQueryServiceServer;
-use mercato_kernel::config::ConfigError;
 use mercato_kernel::serve::Services;
 use mercato_kernel::{RunningService, ServeError, ServiceConfig, ServiceHost};
 
@@ -45,27 +44,19 @@ pub async fn start_with(
     config: ServiceConfig,
     options: StartOptions,
 ) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_redis(false)?;
-    let redis = host
-        .redis
-        .clone()
-        .ok_or_else(|| ConfigError::Missing("REDIS_URL".into()))?;
-    let cache = cache::order_cache(redis, &host.config.redis_prefix);
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    let redis = host.with_redis(false)?;
+    let cache = cache::order_cache(redis, &host.config().redis.prefix);
     let feed = watch::OrderFeed::new(watch::FEED_CAPACITY);
-    let projector = projector::OrderProjector::new(host.db()?, cache.clone(), feed.clone());
-    let host = host
-        .with_event_consumer(&SOURCES, Arc::new(projector))
-        .await?
-        .with_change_feed("orders", feed.changes())
+    let projector = projector::OrderProjector::new(db.clone(), cache.clone(), feed.clone());
+    host.with_event_consumer(&SOURCES, Arc::new(projector))
         .await?;
+    host.with_change_feed("orders", feed.changes()).await?;
     if options.rebuild {
         host.rebuild_projection().await?;
     }
-    let api = api::OrderQueryApi::new(host.db()?, cache, feed, host.shutdown_signal());
-    let max = host.config.max_message_bytes;
+    let api = api::OrderQueryApi::new(db, cache, feed, host.shutdown_signal());
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         OrderQueryServiceServer::new(api)
             .max_decoding_message_size(max)

@@ -50,19 +50,10 @@ pub async fn start(
     config: ServiceConfig,
     settings: Settings,
 ) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_relay("order")
-        .await?;
-    let peers = saga::PeerClients::new(&Peers::new(&host.config)?)?;
-    let db = host.db()?;
-    let saga = saga::Saga::new(
-        db.clone(),
-        peers.clone(),
-        host.outbox.clone(),
-        settings.lease,
-    );
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    let outbox = host.with_event_relay("order").await?;
+    let peers = saga::PeerClients::new(&Peers::new(&host.config().peers)?)?;
+    let saga = saga::Saga::new(db.clone(), peers.clone(), outbox.clone(), settings.lease);
     recovery::spawn(
         db.clone(),
         saga.clone(),
@@ -70,8 +61,8 @@ pub async fn start(
         host.started(),
         host.shutdown_signal(),
     );
-    let api = api::OrderApi::new(db, peers, saga, host.outbox.clone());
-    let max = host.config.max_message_bytes;
+    let api = api::OrderApi::new(db, peers, saga, outbox);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         OrderServiceServer::new(api)
             .max_decoding_message_size(max)

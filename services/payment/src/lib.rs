@@ -23,13 +23,10 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Connects the database and the event relay and starts serving.
 pub async fn start(config: ServiceConfig) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_relay(events::SOURCE)
-        .await?;
-    let api = api::PaymentApi::new(host.db()?, host.outbox.clone());
-    let max = host.config.max_message_bytes;
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    let outbox = host.with_event_relay(events::SOURCE).await?;
+    let api = api::PaymentApi::new(db, outbox);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         PaymentServiceServer::new(api)
             .max_decoding_message_size(max)

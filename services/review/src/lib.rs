@@ -30,16 +30,14 @@ pub struct Options {
 /// Connects review's dependencies, starts following the order and identity streams, and
 /// serves.
 pub async fn start(config: ServiceConfig, options: Options) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_consumer(&events::DOMAINS, Arc::new(events::ReviewProjector))
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    host.with_event_consumer(&events::DOMAINS, Arc::new(events::ReviewProjector))
         .await?;
     if options.rebuild {
         host.rebuild_projection().await?;
     }
-    let api = api::ReviewApi::new(host.db()?);
-    let max = host.config.max_message_bytes;
+    let api = api::ReviewApi::new(db);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         ReviewServiceServer::new(api)
             .max_decoding_message_size(max)

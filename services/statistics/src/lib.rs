@@ -68,16 +68,14 @@ pub async fn start(
     config: ServiceConfig,
     settings: Settings,
 ) -> Result<RunningService, ServeError> {
-    let host = ServiceHost::new(config)
-        .with_database(MIGRATIONS)
-        .await?
-        .with_event_consumer(projector::DOMAINS, Arc::new(projector::SalesProjector))
+    let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+    host.with_event_consumer(projector::DOMAINS, Arc::new(projector::SalesProjector))
         .await?;
     if settings.rebuild {
         host.rebuild_projection().await?;
     }
-    let api = api::StatisticsApi::new(host.db()?, settings.currency);
-    let max = host.config.max_message_bytes;
+    let api = api::StatisticsApi::new(db, settings.currency);
+    let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         StatisticsServiceServer::new(api)
             .max_decoding_message_size(max)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// `aud` of every access token.
 pub const AUDIENCE: &str = "mercato";
 /// Default `iss` (identity's `MERCATO_JWT_ISSUER`).
-pub const DEFAULT_ISSUER: &str = "mercato-identity";
+pub use crate::config::DEFAULT_ISSUER;
 
 /// Whether a token stands for a person or a service account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

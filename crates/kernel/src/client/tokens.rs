@@ -71,7 +71,7 @@ impl ServiceTokens {
             grant: Some(issue_token_request::Grant::ClientCredentials(
                 ClientCredentialsGrant {
                     client_id: self.credentials.client_id.clone(),
-                    client_secret: self.credentials.client_secret.clone(),
+                    client_secret: self.credentials.client_secret.expose().to_owned(),
                 },
             )),
         });

@@ -41,7 +41,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement, so pruning a large backlog never holds long locks.
 const PRUNE_BATCH: i64 = 1000;
 /// Default retention of published events.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
+pub const DEFAULT_RETENTION: Duration = crate::config::DEFAULT_OUTBOX_RETENTION;
 
 /// Writes `event` to the outbox on `conn`, which must be inside the transaction of the state
 /// change the event describes. Returns the event id.

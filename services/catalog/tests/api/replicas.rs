@@ -43,7 +43,7 @@ async fn two_replicas() -> (
         mercato_testkit::relay::upstream(&relays),
     );
     let caller = ServiceConfig::from_source("basket", &env).unwrap();
-    let peers = mercato_kernel::client::Peers::new(&caller).unwrap();
+    let peers = mercato_kernel::client::Peers::new(&caller.peers).unwrap();
     let client = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
         peers.channel("catalog").unwrap(),
     );

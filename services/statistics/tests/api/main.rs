@@ -49,8 +49,8 @@ impl std::ops::Deref for TestStats {
 const MARKER_START: &str = "2001-01-01T00:00:00Z";
 
 pub fn fast_redelivery(config: &mut mercato_kernel::ServiceConfig) {
-    config.event_max_attempts = 3;
-    config.event_backoff = Duration::from_millis(50);
+    config.events.max_attempts = 3;
+    config.events.backoff = Duration::from_millis(50);
 }
 
 impl TestStats {
