@@ -31,8 +31,8 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
     }))
     .await;
     // On a loaded machine a peer can be too busy for a step (its pool exhausted): the order
-    // comes back PENDING and the sweep settles it; without its card it cannot be charged then,
-    // so it ends cancelled as interrupted.
+    // then comes back PENDING and the sweep settles it, or it is cancelled at once; either
+    // way it says nothing was charged.
     let postponed = answered
         .iter()
         .filter(|o| o.status() == OrderStatus::Pending)
@@ -55,23 +55,26 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
         .iter()
         .filter(|o| o.status() == OrderStatus::Cancelled)
         .collect();
+    let degraded: Vec<_> = cancelled
+        .iter()
+        .filter(|o| !o.cancellation_reason.contains("not enough stock"))
+        .collect();
     assert!(confirmed.len() <= 50, "oversold: {}", confirmed.len());
     assert_eq!(confirmed.len() + cancelled.len(), 200);
-    if postponed == 0 {
-        // Nothing degraded: every unit sold, every other buyer told there is no stock.
-        assert_eq!(confirmed.len(), 50);
-    }
     assert!(
-        cancelled
+        degraded
             .iter()
-            .all(|o| o.cancellation_reason.contains("not enough stock")
-                || (postponed > 0 && o.cancellation_reason.contains("interrupted"))),
+            .all(|o| o.cancellation_reason.contains("nothing was charged")),
         "{:?}",
         cancelled
             .iter()
             .map(|o| &o.cancellation_reason)
             .collect::<HashSet<_>>()
     );
+    if postponed == 0 && degraded.is_empty() {
+        // Nothing degraded: every unit sold, every other buyer told there is no stock.
+        assert_eq!(confirmed.len(), 50);
+    }
     let stock = shop.stock(&lamp.id).await;
     let left = 50 - i32::try_from(confirmed.len()).unwrap();
     assert_eq!(
