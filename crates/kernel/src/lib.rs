@@ -8,8 +8,12 @@
 //! ```ignore
 //! let config = ServiceConfig::from_env("catalog")?;
 //! let _telemetry = telemetry::init(&config)?;
-//! let host = ServiceHost::new(&config).await?; // pools, verifier, health, admin
-//! host.serve(router).await
+//! // The host hands out what it builds: the pool (the database is prepared in the background),
+//! // then the outbox notifier the API wakes after each commit.
+//! let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
+//! let outbox = host.with_event_relay("catalog").await?;
+//! let services = Services::new().add_service(CatalogServiceServer::new(CatalogApi::new(db, outbox)));
+//! host.serve(services).await?.run_until_signalled().await
 //! ```
 
 pub mod admin;
