@@ -9,7 +9,6 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 use mercato_kernel::auth::{Principal, Verifier, bearer_token};
 use mercato_kernel::error;
-use mercato_kernel::trace::REQUEST_ID;
 use tonic::{Code, Status};
 
 use crate::contracts::Method;
@@ -147,26 +146,14 @@ fn client_ip(ip: IpAddr) -> String {
     ip.to_canonical().to_string()
 }
 
-/// The request id of `headers`, generated (and stored) when missing or unreasonable.
-pub fn request_id(headers: &mut HeaderMap) -> String {
-    match headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        Some(id)
-            if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            id.to_owned()
-        }
-        _ => {
-            let id = uuid::Uuid::now_v7().to_string();
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                headers.insert(REQUEST_ID, value);
-            }
-            id
-        }
-    }
-}
+/// The request id of `headers` (the kernel's one rule, see
+/// [`mercato_kernel::trace::request_id`]).
+pub use mercato_kernel::trace::request_id;
 
 #[cfg(test)]
 mod tests {
+    use mercato_kernel::trace::REQUEST_ID;
+
     use super::*;
 
     #[test]

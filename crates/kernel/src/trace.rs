@@ -12,6 +12,27 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 /// Header carrying the request id across hops.
 pub use crate::client::context::REQUEST_ID;
 
+/// The request id of `headers` — the caller's when it is 1 to 128 visible ASCII characters,
+/// else a new UUIDv7, stored in the headers for the next hop. The one rule for the id, at
+/// the edge and on every service: an id with spaces or control characters would split log
+/// lines and headers downstream.
+pub fn request_id(headers: &mut http::HeaderMap) -> String {
+    match headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        Some(id)
+            if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            id.to_owned()
+        }
+        _ => {
+            let id = uuid::Uuid::now_v7().to_string();
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                headers.insert(REQUEST_ID, value);
+            }
+            id
+        }
+    }
+}
+
 /// Adds the span and the request id.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TraceLayer;
@@ -57,16 +78,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let request_id = match req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
-            Some(id) if !id.is_empty() && id.len() <= 128 => id.to_owned(),
-            _ => {
-                let id = uuid::Uuid::now_v7().to_string();
-                if let Ok(value) = HeaderValue::from_str(&id) {
-                    req.headers_mut().insert(REQUEST_ID, value);
-                }
-                id
-            }
-        };
+        let request_id = request_id(req.headers_mut());
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&HeaderExtractor(req.headers()))
         });
@@ -99,4 +111,26 @@ pub fn current_traceparent() -> Option<String> {
             sc.trace_flags().to_u8()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sane_request_id_is_kept_and_any_other_replaced() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("req-42"));
+        assert_eq!(request_id(&mut headers), "req-42");
+        for odd in ["", "two words", "tab\there"] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(REQUEST_ID, HeaderValue::from_str(odd).unwrap());
+            let id = request_id(&mut headers);
+            assert_ne!(id, odd);
+            assert_eq!(headers[REQUEST_ID], id.as_str(), "stored for the next hop");
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_str(&"x".repeat(129)).unwrap());
+        assert_eq!(request_id(&mut headers).len(), 36, "too long: a new UUID");
+    }
 }
