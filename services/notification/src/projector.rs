@@ -2,14 +2,11 @@
 //! inside the transaction that also records the event as processed, so a redelivered event
 //! writes nothing; after the commit the new notification goes to the live feed.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use mercato::pb::events::v1::Envelope;
 use mercato::pb::notification::v1::Notification;
-use mercato_kernel::events::consumer::{self, ApplyError, Projector};
+use mercato_kernel::events::consumer::{self, ApplyError, Projection};
 use uuid::Uuid;
 
 use crate::compose::{self, Event};
@@ -19,33 +16,16 @@ use crate::store::{self, NewNotification};
 /// Producing domains whose events may concern a user.
 pub const DOMAINS: [&str; 3] = ["identity", "order", "payment"];
 
-/// Written notifications waiting for their transaction to commit; beyond this many (only
-/// reachable when commits keep failing), the oldest news is not worth keeping.
-const MAX_PENDING: usize = 1024;
-
 /// Writes one notification per event that concerns a user.
 #[derive(Debug, Default)]
 pub struct NotificationProjector {
     live: LiveFeed,
-    /// Notifications written by `apply`, by event id, until `committed` publishes them: a
-    /// stream must never see a notification whose transaction rolled back.
-    pending: Mutex<HashMap<String, Notification>>,
 }
 
 impl NotificationProjector {
     /// A projector publishing to `live`.
     pub fn new(live: LiveFeed) -> Self {
-        Self {
-            live,
-            pending: Mutex::default(),
-        }
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Notification>> {
-        // A panic while holding the lock leaves a plain map behind; it is still usable.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        Self { live }
     }
 }
 
@@ -64,27 +44,32 @@ pub fn decode(envelope: &Envelope) -> Result<Option<Event>, ApplyError> {
 }
 
 #[tonic::async_trait]
-impl Projector for NotificationProjector {
+impl Projection for NotificationProjector {
+    /// The notification written, published once its transaction committed: a stream must
+    /// never see a notification whose transaction rolled back.
+    type Touched = Option<Notification>;
+
     async fn apply(
         &self,
         conn: &mut AsyncPgConnection,
         envelope: &Envelope,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Option<Notification>, ApplyError> {
         let Some(event) = decode(envelope)? else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(draft) = compose::draft(&event) else {
-            return Ok(());
+            return Ok(None);
         };
         if draft.user_id.is_empty() {
-            return Err(ApplyError::Other(format!(
+            return Err(ApplyError::invalid(format!(
                 "{} {} names no user",
                 envelope.r#type, envelope.id
             )));
         }
         // The event id is the notification id: a replay (`--rebuild`) cannot duplicate it.
-        let id = Uuid::parse_str(&envelope.id)
-            .map_err(|_| ApplyError::Other(format!("event id {:?} is not a UUID", envelope.id)))?;
+        let id = Uuid::parse_str(&envelope.id).map_err(|_| {
+            ApplyError::invalid(format!("event id {:?} is not a UUID", envelope.id))
+        })?;
         let created_at = draft
             .happened_at
             .or_else(|| {
@@ -103,19 +88,14 @@ impl Projector for NotificationProjector {
             order_id: &draft.order_id,
             created_at,
         };
-        if let Some(row) = store::insert(conn, &new).await? {
-            metrics::counter!("mercato_notifications_written_total", "kind" => kind).increment(1);
-            let mut pending = self.pending();
-            if pending.len() >= MAX_PENDING {
-                pending.clear();
-            }
-            pending.insert(envelope.id.clone(), crate::api::notification_message(row));
-        }
-        Ok(())
+        let Some(row) = store::insert(conn, &new).await? else {
+            return Ok(None);
+        };
+        metrics::counter!("mercato_notifications_written_total", "kind" => kind).increment(1);
+        Ok(Some(crate::api::notification_message(row)))
     }
 
-    async fn committed(&self, envelope: &Envelope) {
-        let written = self.pending().remove(&envelope.id);
+    async fn committed(&self, _envelope: &Envelope, written: Option<Notification>) {
         if let Some(notification) = written {
             tracing::debug!(id = %notification.id, user_id = %notification.user_id, "notification written");
             self.live.publish(notification);
@@ -178,6 +158,6 @@ mod tests {
     fn an_undecodable_payload_is_an_error() {
         let mut e = envelope(&order::v1::OrderPlaced::default());
         e.payload = vec![0xff, 0xff, 0xff];
-        assert!(matches!(decode(&e), Err(ApplyError::Decode(..))));
+        assert!(matches!(decode(&e), Err(ApplyError::Decode { .. })));
     }
 }

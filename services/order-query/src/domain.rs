@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use mercato::pb::order::v1::{
-    OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderShipped, OrderStatus,
+    self as pb, OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderShipped, OrderStatus,
     ShippingAddress,
 };
 use mercato::pb::orderquery::v1::PaymentView;
@@ -12,6 +12,7 @@ use mercato::pb::payment::v1::{
 };
 use mercato::pb::r#type::v1::Money;
 use mercato_kernel::error::FieldViolations;
+use prost::Message;
 use uuid::Uuid;
 
 /// Longest user id accepted as a ListOrders filter.
@@ -32,10 +33,13 @@ pub enum EventError {
     /// `payment_id` is empty.
     #[error("payment_id is empty")]
     PaymentId,
+    /// An event without a snapshot whose fields 1-11 do not decode as one.
+    #[error("order fields 1-11 undecodable: {0}")]
+    Legacy(#[source] prost::DecodeError),
 }
 
-/// The whole state of an order as one order event carries it (fields 1-11 of every order
-/// event), plus what that event changed.
+/// The whole state of an order as one order event leaves it: the order the event carries
+/// (its `snapshot`), plus what that event changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderSnapshot {
     /// The order.
@@ -78,35 +82,70 @@ pub fn time_or(ts: Option<&prost_types::Timestamp>, fallback: DateTime<Utc>) -> 
         .unwrap_or(fallback)
 }
 
-/// Builds a snapshot from the fields every order event shares.
-macro_rules! snapshot {
-    ($event:expr, $status:expr, $changed:expr, $note:expr, $reason:expr, $tracking:expr, $at:expr) => {{
-        let e = $event;
-        let placed_at = time_or(e.place_time.as_ref(), $at);
-        OrderSnapshot {
-            id: Uuid::parse_str(&e.order_id)
-                .map_err(|_| EventError::OrderId(e.order_id.clone()))?,
-            user_id: e.user_id.clone(),
-            status: $status,
-            version: e.version,
-            lines: e.lines.clone(),
-            subtotal: e.subtotal.clone().unwrap_or_default(),
-            discount: e.discount.clone().unwrap_or_default(),
-            total: e.total.clone().unwrap_or_default(),
-            coupon_code: e.coupon_code.clone(),
-            shipping_address: e.shipping_address.clone().unwrap_or_default(),
-            payment_id: e.payment_id.clone(),
-            cancellation_reason: $reason,
-            tracking_number: $tracking,
-            placed_at,
-            changed_at: time_or($changed, placed_at),
-            note: $note,
+/// The order an order event describes: its `snapshot`, or, for an event written before
+/// snapshots existed, its deprecated fields 1-11, which are numbered as the snapshot's own
+/// fields, so the event's encoding decodes as its snapshot.
+fn shared<E: Message>(
+    snapshot: Option<&pb::OrderSnapshot>,
+    event: &E,
+) -> Result<pb::OrderSnapshot, EventError> {
+    match snapshot {
+        Some(snapshot) => Ok(snapshot.clone()),
+        None => {
+            pb::OrderSnapshot::decode(event.encode_to_vec().as_slice()).map_err(EventError::Legacy)
         }
-        .validated()
-    }};
+    }
+}
+
+/// What one order event changed, beyond the order it carries.
+struct Change<'a> {
+    /// The status the event moved the order to.
+    status: OrderStatus,
+    /// When, as the event says.
+    at: Option<&'a prost_types::Timestamp>,
+    /// Why it was cancelled (cancellations).
+    cancellation_reason: &'a str,
+    /// The carrier's number (shipments).
+    tracking_number: &'a str,
 }
 
 impl OrderSnapshot {
+    /// The order as `order` describes it after `change`; `at` stands in for missing
+    /// timestamps.
+    fn new(
+        order: pb::OrderSnapshot,
+        change: Change<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<Self, EventError> {
+        let placed_at = time_or(order.place_time.as_ref(), at);
+        // The history note: the cancellation reason or the tracking number, if any.
+        let note = if change.cancellation_reason.is_empty() {
+            change.tracking_number
+        } else {
+            change.cancellation_reason
+        };
+        let snapshot = Self {
+            id: Uuid::parse_str(&order.order_id)
+                .map_err(|_| EventError::OrderId(order.order_id.clone()))?,
+            user_id: order.user_id,
+            status: change.status,
+            version: order.version,
+            lines: order.lines,
+            subtotal: order.subtotal.unwrap_or_default(),
+            discount: order.discount.unwrap_or_default(),
+            total: order.total.unwrap_or_default(),
+            coupon_code: order.coupon_code,
+            shipping_address: order.shipping_address.unwrap_or_default(),
+            payment_id: order.payment_id,
+            cancellation_reason: change.cancellation_reason.to_owned(),
+            tracking_number: change.tracking_number.to_owned(),
+            placed_at,
+            changed_at: time_or(change.at, placed_at),
+            note: note.to_owned(),
+        };
+        snapshot.validated()
+    }
+
     fn validated(self) -> Result<Self, EventError> {
         if self.user_id.is_empty() {
             return Err(EventError::UserId);
@@ -119,54 +158,48 @@ impl OrderSnapshot {
 
     /// The order as placed: PENDING. `at` stands in for missing timestamps.
     pub fn placed(e: &OrderPlaced, at: DateTime<Utc>) -> Result<Self, EventError> {
-        snapshot!(
-            e,
-            OrderStatus::Pending,
-            e.place_time.as_ref(),
-            String::new(),
-            String::new(),
-            String::new(),
-            at
-        )
+        let order = shared(e.snapshot.as_ref(), e)?;
+        let placed = order.place_time;
+        let change = Change {
+            status: OrderStatus::Pending,
+            at: placed.as_ref(),
+            cancellation_reason: "",
+            tracking_number: "",
+        };
+        Self::new(order, change, at)
     }
 
     /// The order as confirmed.
     pub fn confirmed(e: &OrderConfirmed, at: DateTime<Utc>) -> Result<Self, EventError> {
-        snapshot!(
-            e,
-            OrderStatus::Confirmed,
-            e.confirm_time.as_ref(),
-            String::new(),
-            String::new(),
-            String::new(),
-            at
-        )
+        let change = Change {
+            status: OrderStatus::Confirmed,
+            at: e.confirm_time.as_ref(),
+            cancellation_reason: "",
+            tracking_number: "",
+        };
+        Self::new(shared(e.snapshot.as_ref(), e)?, change, at)
     }
 
     /// The order as cancelled, with its reason.
     pub fn cancelled(e: &OrderCancelled, at: DateTime<Utc>) -> Result<Self, EventError> {
-        snapshot!(
-            e,
-            OrderStatus::Cancelled,
-            e.cancel_time.as_ref(),
-            e.reason.clone(),
-            e.reason.clone(),
-            String::new(),
-            at
-        )
+        let change = Change {
+            status: OrderStatus::Cancelled,
+            at: e.cancel_time.as_ref(),
+            cancellation_reason: &e.reason,
+            tracking_number: "",
+        };
+        Self::new(shared(e.snapshot.as_ref(), e)?, change, at)
     }
 
     /// The order as shipped, with its tracking number.
     pub fn shipped(e: &OrderShipped, at: DateTime<Utc>) -> Result<Self, EventError> {
-        snapshot!(
-            e,
-            OrderStatus::Shipped,
-            e.ship_time.as_ref(),
-            e.tracking_number.clone(),
-            String::new(),
-            e.tracking_number.clone(),
-            at
-        )
+        let change = Change {
+            status: OrderStatus::Shipped,
+            at: e.ship_time.as_ref(),
+            cancellation_reason: "",
+            tracking_number: &e.tracking_number,
+        };
+        Self::new(shared(e.snapshot.as_ref(), e)?, change, at)
     }
 }
 
@@ -402,6 +435,64 @@ mod tests {
             OrderSnapshot::placed(&e, at()).unwrap_err(),
             EventError::Version(0)
         );
+    }
+
+    #[test]
+    fn the_snapshot_is_read_rather_than_the_deprecated_fields() {
+        let old = placed();
+        let snapshot = pb::OrderSnapshot {
+            order_id: Uuid::now_v7().to_string(),
+            user_id: "u2".into(),
+            version: 2,
+            total: Some(eur(2000)),
+            place_time: old.place_time,
+            ..Default::default()
+        };
+        let e = OrderConfirmed {
+            order_id: old.order_id.clone(),
+            user_id: old.user_id.clone(),
+            version: 1,
+            total: old.total.clone(),
+            snapshot: Some(snapshot.clone()),
+            ..Default::default()
+        };
+        let s = OrderSnapshot::confirmed(&e, at()).unwrap();
+        assert_eq!(s.id.to_string(), snapshot.order_id);
+        assert_eq!(s.user_id, "u2");
+        assert_eq!(s.version, 2);
+        assert_eq!(s.total, eur(2000));
+    }
+
+    #[test]
+    fn an_event_without_a_snapshot_is_read_from_its_fields_1_to_11() {
+        let p = placed();
+        let e = OrderShipped {
+            order_id: p.order_id.clone(),
+            user_id: "u1".into(),
+            version: 3,
+            lines: vec![OrderLine {
+                product_id: "p-1".into(),
+                quantity: 2,
+                ..Default::default()
+            }],
+            coupon_code: "SAVE5".into(),
+            payment_id: "pay-1".into(),
+            place_time: p.place_time,
+            tracking_number: "TRK-1".into(),
+            ship_time: Some(prost_types::Timestamp {
+                seconds: 1_600_003_600,
+                nanos: 0,
+            }),
+            snapshot: None,
+            ..Default::default()
+        };
+        let s = OrderSnapshot::shipped(&e, at()).unwrap();
+        assert_eq!(s.id.to_string(), p.order_id);
+        assert_eq!(s.lines.len(), 1);
+        assert_eq!(s.coupon_code, "SAVE5");
+        assert_eq!(s.payment_id, "pay-1");
+        assert_eq!(s.placed_at.timestamp(), 1_600_000_000);
+        assert_eq!(s.changed_at.timestamp(), 1_600_003_600);
     }
 
     #[test]

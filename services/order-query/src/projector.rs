@@ -17,7 +17,7 @@ use mercato::pb::events::v1::Envelope;
 use mercato::pb::order::v1::{OrderCancelled, OrderConfirmed, OrderPlaced, OrderShipped};
 use mercato::pb::payment::v1::{PaymentCaptured, PaymentFailed, PaymentRefunded};
 use mercato_kernel::db::DbPool;
-use mercato_kernel::events::consumer::{ApplyError, Projector, payload};
+use mercato_kernel::events::consumer::{ApplyError, Projection, payload};
 use uuid::Uuid;
 
 use crate::cache::OrderCache;
@@ -52,8 +52,31 @@ impl Kind {
     }
 }
 
-fn malformed(err: EventError) -> ApplyError {
-    ApplyError::Other(err.to_string())
+/// An event this projection uses, decoded.
+enum Event {
+    Placed(OrderPlaced),
+    Confirmed(OrderConfirmed),
+    Cancelled(OrderCancelled),
+    Shipped(OrderShipped),
+    Captured(PaymentCaptured),
+    Failed(PaymentFailed),
+    Refunded(PaymentRefunded),
+}
+
+/// The event in `envelope`, when it is one this projection uses.
+fn decode(envelope: &Envelope) -> Result<Option<Event>, ApplyError> {
+    let Some(kind) = Kind::of(&envelope.r#type) else {
+        return Ok(None);
+    };
+    Ok(Some(match kind {
+        Kind::Placed => Event::Placed(payload(envelope)?),
+        Kind::Confirmed => Event::Confirmed(payload(envelope)?),
+        Kind::Cancelled => Event::Cancelled(payload(envelope)?),
+        Kind::Shipped => Event::Shipped(payload(envelope)?),
+        Kind::Captured => Event::Captured(payload(envelope)?),
+        Kind::Failed => Event::Failed(payload(envelope)?),
+        Kind::Refunded => Event::Refunded(payload(envelope)?),
+    }))
 }
 
 /// When the event happened by the envelope; stands in for missing payload timestamps.
@@ -86,36 +109,6 @@ impl OrderProjector {
         Self { db, cache, feed }
     }
 
-    async fn apply_payment(
-        conn: &mut AsyncPgConnection,
-        envelope: &Envelope,
-        kind: Kind,
-    ) -> Result<(), ApplyError> {
-        let at = occurred(envelope);
-        let (payment_id, state) = match kind {
-            Kind::Captured => {
-                let e: PaymentCaptured = payload(envelope)?;
-                let mut state = load_payment(conn, &e.payment_id, &e.order_id, at).await?;
-                state.captured(&e);
-                (e.payment_id, state)
-            }
-            Kind::Failed => {
-                let e: PaymentFailed = payload(envelope)?;
-                let mut state = load_payment(conn, &e.payment_id, &e.order_id, at).await?;
-                state.failed(&e);
-                (e.payment_id, state)
-            }
-            _ => {
-                let e: PaymentRefunded = payload(envelope)?;
-                let mut state = load_payment(conn, &e.payment_id, &e.order_id, at).await?;
-                state.refunded(&e);
-                (e.payment_id, state)
-            }
-        };
-        store::save_payment(conn, &payment_id, &state, at).await?;
-        Ok(())
-    }
-
     /// Reads the order's committed state and puts it in the cache and on the feed, under the
     /// order's refresh lock: replicas refresh concurrently, and without it one that read an
     /// older state could write it after another wrote a newer one, leaving the cache stale.
@@ -140,61 +133,70 @@ impl OrderProjector {
     }
 }
 
-/// The merged state of a payment so far, locked until the event's transaction ends.
-async fn load_payment(
+/// Applies an order event; returns its order.
+async fn apply_order(
+    conn: &mut AsyncPgConnection,
+    snapshot: Result<OrderSnapshot, EventError>,
+) -> Result<Uuid, ApplyError> {
+    let snapshot = snapshot.map_err(ApplyError::invalid)?;
+    store::apply_order(conn, &snapshot).await?;
+    Ok(snapshot.id)
+}
+
+/// Merges a payment event into its payment's state so far (locked until the event's
+/// transaction ends) with `merge`; returns the order paid for.
+async fn apply_payment(
     conn: &mut AsyncPgConnection,
     payment_id: &str,
     order_id: &str,
     at: DateTime<Utc>,
-) -> Result<domain::PaymentState, ApplyError> {
+    merge: impl FnOnce(&mut domain::PaymentState),
+) -> Result<Uuid, ApplyError> {
     if payment_id.is_empty() {
-        return Err(malformed(EventError::PaymentId));
+        return Err(ApplyError::invalid(EventError::PaymentId));
     }
-    let order_id = domain::payment_order_id(order_id).map_err(malformed)?;
-    Ok(store::payment_for_update(conn, payment_id, order_id, at).await?)
-}
-
-/// The order an event is about, if it is one this projection uses.
-fn order_of(envelope: &Envelope) -> Option<Uuid> {
-    let raw = match Kind::of(&envelope.r#type)? {
-        Kind::Placed => payload::<OrderPlaced>(envelope).ok()?.order_id,
-        Kind::Confirmed => payload::<OrderConfirmed>(envelope).ok()?.order_id,
-        Kind::Cancelled => payload::<OrderCancelled>(envelope).ok()?.order_id,
-        Kind::Shipped => payload::<OrderShipped>(envelope).ok()?.order_id,
-        Kind::Captured => payload::<PaymentCaptured>(envelope).ok()?.order_id,
-        Kind::Failed => payload::<PaymentFailed>(envelope).ok()?.order_id,
-        Kind::Refunded => payload::<PaymentRefunded>(envelope).ok()?.order_id,
-    };
-    Uuid::parse_str(&raw).ok()
+    let order_id = domain::payment_order_id(order_id).map_err(ApplyError::invalid)?;
+    let mut state = store::payment_for_update(conn, payment_id, order_id, at).await?;
+    merge(&mut state);
+    store::save_payment(conn, payment_id, &state, at).await?;
+    Ok(order_id)
 }
 
 #[tonic::async_trait]
-impl Projector for OrderProjector {
+impl Projection for OrderProjector {
+    /// The order the event was about, whose cache entry and watchers are refreshed once the
+    /// event is committed.
+    type Touched = Option<Uuid>;
+
     async fn apply(
         &self,
         conn: &mut AsyncPgConnection,
         envelope: &Envelope,
-    ) -> Result<(), ApplyError> {
-        let Some(kind) = Kind::of(&envelope.r#type) else {
-            return Ok(());
+    ) -> Result<Option<Uuid>, ApplyError> {
+        let Some(event) = decode(envelope)? else {
+            return Ok(None);
         };
         let at = occurred(envelope);
-        let snapshot = match kind {
-            Kind::Placed => OrderSnapshot::placed(&payload(envelope)?, at),
-            Kind::Confirmed => OrderSnapshot::confirmed(&payload(envelope)?, at),
-            Kind::Cancelled => OrderSnapshot::cancelled(&payload(envelope)?, at),
-            Kind::Shipped => OrderSnapshot::shipped(&payload(envelope)?, at),
-            Kind::Captured | Kind::Failed | Kind::Refunded => {
-                return Self::apply_payment(conn, envelope, kind).await;
+        let order_id = match event {
+            Event::Placed(e) => apply_order(conn, OrderSnapshot::placed(&e, at)).await?,
+            Event::Confirmed(e) => apply_order(conn, OrderSnapshot::confirmed(&e, at)).await?,
+            Event::Cancelled(e) => apply_order(conn, OrderSnapshot::cancelled(&e, at)).await?,
+            Event::Shipped(e) => apply_order(conn, OrderSnapshot::shipped(&e, at)).await?,
+            Event::Captured(e) => {
+                apply_payment(conn, &e.payment_id, &e.order_id, at, |s| s.captured(&e)).await?
             }
-        }
-        .map_err(malformed)?;
-        store::apply_order(conn, &snapshot).await?;
-        Ok(())
+            Event::Failed(e) => {
+                apply_payment(conn, &e.payment_id, &e.order_id, at, |s| s.failed(&e)).await?
+            }
+            Event::Refunded(e) => {
+                apply_payment(conn, &e.payment_id, &e.order_id, at, |s| s.refunded(&e)).await?
+            }
+        };
+        Ok(Some(order_id))
     }
 
-    async fn committed(&self, envelope: &Envelope) {
-        let Some(order_id) = order_of(envelope) else {
+    async fn committed(&self, _envelope: &Envelope, touched: Option<Uuid>) {
+        let Some(order_id) = touched else {
             return;
         };
         // The order and payment streams are consumed concurrently: reading and publishing
@@ -247,11 +249,15 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(order_of(&envelope), Some(order_id));
+        let named = match decode(&envelope) {
+            Ok(Some(Event::Captured(e))) => Some(e.order_id),
+            _ => None,
+        };
+        assert_eq!(named, Some(order_id.to_string()));
         let garbage = Envelope {
             payload: vec![0xff; 3],
             ..envelope
         };
-        assert_eq!(order_of(&garbage), None);
+        assert!(decode(&garbage).is_err());
     }
 }

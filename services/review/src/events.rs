@@ -8,8 +8,8 @@
 use diesel_async::AsyncPgConnection;
 use mercato::pb::events::v1::Envelope;
 use mercato::pb::identity::v1::UserRegistered;
-use mercato::pb::order::v1::{OrderCancelled, OrderConfirmed, OrderShipped};
-use mercato_kernel::events::consumer::{self, ApplyError, Projector};
+use mercato::pb::order::v1::{OrderCancelled, OrderConfirmed, OrderShipped, OrderSnapshot};
+use mercato_kernel::events::consumer::{self, ApplyError, Projection};
 use prost::Name as _;
 use uuid::Uuid;
 
@@ -24,11 +24,20 @@ pub const DOMAINS: [&str; 2] = ["order", "identity"];
 pub struct ReviewProjector;
 
 impl ReviewProjector {
+    /// Records what `order` says its buyer bought, as of `status`.
     async fn record(
         conn: &mut AsyncPgConnection,
-        fact: Result<OrderFact, crate::domain::FactError>,
+        order: OrderSnapshot,
+        status: PurchaseStatus,
     ) -> Result<(), ApplyError> {
-        let fact = fact.map_err(|e| ApplyError::Other(e.to_string()))?;
+        let fact = OrderFact::new(
+            &order.order_id,
+            &order.user_id,
+            order.version,
+            &order.lines,
+            status,
+        )
+        .map_err(ApplyError::invalid)?;
         let changed = store::record_order(conn, &fact).await?;
         tracing::debug!(
             order_id = %fact.order_id,
@@ -41,8 +50,23 @@ impl ReviewProjector {
     }
 }
 
+/// The order an order event carries: its `snapshot`, or, for an event written before
+/// snapshots existed, its deprecated fields 1-11, which are numbered as the snapshot's own
+/// fields, so the event's payload decodes as its snapshot.
+fn order_of(
+    snapshot: Option<OrderSnapshot>,
+    event: &Envelope,
+) -> Result<OrderSnapshot, ApplyError> {
+    match snapshot {
+        Some(snapshot) => Ok(snapshot),
+        None => consumer::payload(event),
+    }
+}
+
 #[tonic::async_trait]
-impl Projector for ReviewProjector {
+impl Projection for ReviewProjector {
+    type Touched = ();
+
     async fn apply(
         &self,
         conn: &mut AsyncPgConnection,
@@ -51,40 +75,30 @@ impl Projector for ReviewProjector {
         let kind = event.r#type.as_str();
         if kind == OrderConfirmed::full_name() {
             let e: OrderConfirmed = consumer::payload(event)?;
-            let fact = OrderFact::new(
-                &e.order_id,
-                &e.user_id,
-                e.version,
-                &e.lines,
+            Self::record(
+                conn,
+                order_of(e.snapshot, event)?,
                 PurchaseStatus::Confirmed,
-            );
-            Self::record(conn, fact).await
+            )
+            .await
         } else if kind == OrderShipped::full_name() {
             let e: OrderShipped = consumer::payload(event)?;
-            let fact = OrderFact::new(
-                &e.order_id,
-                &e.user_id,
-                e.version,
-                &e.lines,
-                PurchaseStatus::Shipped,
-            );
-            Self::record(conn, fact).await
+            Self::record(conn, order_of(e.snapshot, event)?, PurchaseStatus::Shipped).await
         } else if kind == OrderCancelled::full_name() {
             // Recorded even when the order was never confirmed: should its (older)
             // confirmation arrive later, the higher version here keeps it from counting.
             let e: OrderCancelled = consumer::payload(event)?;
-            let fact = OrderFact::new(
-                &e.order_id,
-                &e.user_id,
-                e.version,
-                &e.lines,
+            Self::record(
+                conn,
+                order_of(e.snapshot, event)?,
                 PurchaseStatus::Cancelled,
-            );
-            Self::record(conn, fact).await
+            )
+            .await
         } else if kind == UserRegistered::full_name() {
             let e: UserRegistered = consumer::payload(event)?;
-            let user_id = Uuid::parse_str(&e.user_id)
-                .map_err(|_| ApplyError::Other(format!("user_id {:?} is not a UUID", e.user_id)))?;
+            let user_id = Uuid::parse_str(&e.user_id).map_err(|_| {
+                ApplyError::invalid(format!("user_id {:?} is not a UUID", e.user_id))
+            })?;
             store::record_author(conn, user_id, &e.display_name).await?;
             Ok(())
         } else {
@@ -96,5 +110,58 @@ impl Projector for ReviewProjector {
     async fn reset(&self, conn: &mut AsyncPgConnection) -> Result<(), ApplyError> {
         store::reset_projection(conn).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mercato::pb::order::v1::OrderLine;
+    use prost::Message as _;
+
+    use super::*;
+
+    fn envelope(event: &OrderConfirmed) -> Envelope {
+        Envelope {
+            r#type: OrderConfirmed::full_name(),
+            payload: event.encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_order_is_read_from_the_snapshot_when_there_is_one() {
+        let snapshot = OrderSnapshot {
+            order_id: "o-new".into(),
+            user_id: "u1".into(),
+            version: 2,
+            ..Default::default()
+        };
+        let event = OrderConfirmed {
+            order_id: "o-old".into(),
+            snapshot: Some(snapshot.clone()),
+            ..Default::default()
+        };
+        let order = order_of(event.snapshot.clone(), &envelope(&event)).unwrap();
+        assert_eq!(order, snapshot);
+    }
+
+    #[test]
+    fn an_event_without_a_snapshot_is_read_from_its_fields_1_to_11() {
+        let event = OrderConfirmed {
+            order_id: "o1".into(),
+            user_id: "u1".into(),
+            version: 2,
+            lines: vec![OrderLine {
+                product_id: "p1".into(),
+                quantity: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let order = order_of(None, &envelope(&event)).unwrap();
+        assert_eq!(order.order_id, "o1");
+        assert_eq!(order.user_id, "u1");
+        assert_eq!(order.version, 2);
+        assert_eq!(order.lines, event.lines);
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use mercato::pb::events::v1::Envelope;
 use mercato::pb::order::v1::{OrderCancelled, OrderConfirmed};
-use mercato_kernel::events::consumer::{self, ApplyError, Projector};
+use mercato_kernel::events::consumer::{self, ApplyError, Projection};
 use prost::Name as _;
 
 use crate::domain::{self, Sale};
@@ -28,7 +28,9 @@ fn occurred_at(envelope: &Envelope) -> Option<DateTime<Utc>> {
 }
 
 #[tonic::async_trait]
-impl Projector for SalesProjector {
+impl Projection for SalesProjector {
+    type Touched = ();
+
     async fn apply(
         &self,
         conn: &mut AsyncPgConnection,
@@ -36,14 +38,14 @@ impl Projector for SalesProjector {
     ) -> Result<(), ApplyError> {
         if envelope.r#type == OrderConfirmed::full_name() {
             let event: OrderConfirmed = consumer::payload(envelope)?;
-            let sale = Sale::from_confirmed(&event, occurred_at(envelope))
-                .map_err(|e| ApplyError::Other(e.to_string()))?;
+            let sale =
+                Sale::from_confirmed(&event, occurred_at(envelope)).map_err(ApplyError::invalid)?;
             let counted = store::record_sale(conn, &sale).await?;
             tracing::debug!(order_id = %sale.order_id, counted, "order confirmed");
         } else if envelope.r#type == OrderCancelled::full_name() {
             let event: OrderCancelled = consumer::payload(envelope)?;
             if event.order_id.is_empty() {
-                return Err(ApplyError::Other("OrderCancelled without order_id".into()));
+                return Err(ApplyError::invalid("OrderCancelled without order_id"));
             }
             // A never-confirmed order was never counted: nothing to take back, and no
             // confirmation of it can follow.

@@ -6,6 +6,9 @@
 //!
 //! Each event is applied in one Postgres transaction together with its id in
 //! `processed_events`: a redelivery finds the id and changes nothing.
+//!
+//! A service writes a [`Projection`]; the host keeps it as a [`Projector`], which every
+//! projection is, whatever it hands from `apply` to `committed`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,29 +39,183 @@ diesel::table! {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// The payload is not the message its type names.
-    #[error("undecodable {0}: {1}")]
-    Decode(String, String),
+    #[error("undecodable {type_name}: {source}")]
+    Decode {
+        /// The envelope's type.
+        type_name: String,
+        /// prost's error.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The event cannot be applied as it is: it is malformed, or of a kind the projection
+    /// does not know.
+    #[error(transparent)]
+    Invalid(Box<dyn std::error::Error + Send + Sync>),
     /// The database refused the change.
     #[error("database: {0}")]
     Database(#[from] diesel::result::Error),
-    /// Any other reason, in words.
-    #[error("{0}")]
-    Other(String),
+}
+
+impl ApplyError {
+    /// [`ApplyError::Invalid`], from a typed error or from words.
+    pub fn invalid(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Invalid(reason.into())
+    }
 }
 
 /// A service's reaction to events: a projection into its own tables.
 #[tonic::async_trait]
-pub trait Projector: Send + Sync + 'static {
-    /// Applies `event` on `conn`, inside the transaction that also records it as processed.
-    /// Events of types the projector does not use are simply ignored (`Ok`).
-    async fn apply(&self, conn: &mut AsyncPgConnection, event: &Envelope)
-    -> Result<(), ApplyError>;
+pub trait Projection: Send + Sync + 'static {
+    /// What applying an event touched (an order id, a written row…), handed to
+    /// [`Projection::committed`] once the event's transaction committed, so nothing needs
+    /// decoding or looking up twice.
+    type Touched: Send;
 
-    /// Runs after the transaction of `event` committed: cache invalidation, broadcasts.
-    async fn committed(&self, _event: &Envelope) {}
+    /// Applies `event` on `conn`, inside the transaction that also records it as processed.
+    /// Events of types the projection does not use are ignored unless it says otherwise
+    /// (`Ok` with nothing touched).
+    async fn apply(
+        &self,
+        conn: &mut AsyncPgConnection,
+        event: &Envelope,
+    ) -> Result<Self::Touched, ApplyError>;
+
+    /// Runs after the transaction of `event` committed, with what `apply` touched: cache
+    /// invalidation, broadcasts.
+    async fn committed(&self, _event: &Envelope, _touched: Self::Touched) {}
 
     /// Empties the projection, for a rebuild from the start of the streams.
     async fn reset(&self, conn: &mut AsyncPgConnection) -> Result<(), ApplyError>;
+}
+
+/// What became of an event handed to [`Projector::project`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Applied and committed, and the projection followed up.
+    Applied,
+    /// Processed before: nothing changed.
+    Duplicate,
+}
+
+/// A [`Projection`] as the host keeps it and the consumer runs it, whatever it touches: every
+/// projection is one.
+#[tonic::async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Applies `event` unless `consumer` processed it before: the projection's change and
+    /// the event's id in `processed_events` commit together, then
+    /// [`Projection::committed`] runs with what the change touched.
+    async fn project(
+        &self,
+        conn: &mut AsyncPgConnection,
+        consumer: &str,
+        event_id: uuid::Uuid,
+        event: &Envelope,
+    ) -> Result<Delivery, ApplyError>;
+
+    /// [`Projection::reset`].
+    async fn reset_projection(&self, conn: &mut AsyncPgConnection) -> Result<(), ApplyError>;
+}
+
+#[tonic::async_trait]
+impl<P: Projection> Projector for P {
+    async fn project(
+        &self,
+        conn: &mut AsyncPgConnection,
+        consumer: &str,
+        event_id: uuid::Uuid,
+        event: &Envelope,
+    ) -> Result<Delivery, ApplyError> {
+        let touched = conn
+            .transaction(async |conn| {
+                let fresh = diesel::insert_into(processed_events::table)
+                    .values((
+                        processed_events::consumer.eq(consumer),
+                        processed_events::event_id.eq(event_id),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                if fresh == 0 {
+                    return Ok(None);
+                }
+                Ok::<_, ApplyError>(Some(self.apply(conn, event).await?))
+            })
+            .await?;
+        match touched {
+            Some(touched) => {
+                self.committed(event, touched).await;
+                Ok(Delivery::Applied)
+            }
+            None => Ok(Delivery::Duplicate),
+        }
+    }
+
+    async fn reset_projection(&self, conn: &mut AsyncPgConnection) -> Result<(), ApplyError> {
+        self.reset(conn).await
+    }
+}
+
+/// Why following a stream stopped (the follower logs it and starts again with back-off), or
+/// why a rebuild failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// A followed stream or the dead-letter stream could not be created or updated.
+    #[error("nats: cannot set up stream {stream}: {source}")]
+    Stream {
+        /// The stream's name.
+        stream: String,
+        /// async-nats' error.
+        #[source]
+        source: jetstream::context::CreateStreamError,
+    },
+    /// A followed stream could not be looked up.
+    #[error("nats: cannot look up stream {stream}: {source}")]
+    LookUp {
+        /// The stream's name.
+        stream: String,
+        /// async-nats' error.
+        #[source]
+        source: jetstream::context::GetStreamError,
+    },
+    /// The service's durable consumer could not be created or read.
+    #[error("nats: durable consumer {durable}: {source}")]
+    Consumer {
+        /// The consumer's name.
+        durable: String,
+        /// async-nats' error.
+        #[source]
+        source: jetstream::stream::ConsumerError,
+    },
+    /// The consumer's messages could not be pulled.
+    #[error("nats: cannot pull messages: {0}")]
+    Pull(#[from] jetstream::consumer::StreamError),
+    /// A message could not be received.
+    #[error("nats: cannot receive a message: {0}")]
+    Receive(#[from] pull::MessagesError),
+    /// A delivery could not be acknowledged, positively or not.
+    #[error("nats: cannot acknowledge a message on {subject}: {source}")]
+    Ack {
+        /// The message's subject.
+        subject: String,
+        /// async-nats' error.
+        #[source]
+        source: async_nats::Error,
+    },
+    /// JetStream did not take (or acknowledge) a dead letter.
+    #[error("nats: cannot dead-letter to {subject}: {source}")]
+    DeadLetter {
+        /// The dead-letter subject.
+        subject: String,
+        /// async-nats' error.
+        #[source]
+        source: jetstream::context::PublishError,
+    },
+    /// No connection to the service's database could be had (a rebuild).
+    #[error("postgres pool: {0}")]
+    Pool(#[from] diesel_async::pooled_connection::deadpool::PoolError),
+    /// The projection could not be emptied (a rebuild).
+    #[error("cannot reset the projection: {0}")]
+    Reset(#[source] ApplyError),
 }
 
 /// Where and how a service consumes.
@@ -107,17 +264,18 @@ async fn ensure_dlq_stream(
     js: &jetstream::Context,
     namespace: &str,
     replicas: usize,
-) -> Result<(), String> {
+) -> Result<(), ConsumeError> {
+    let stream = crate::events::stream_name(namespace, "dlq");
     js.create_or_update_stream(jetstream::stream::Config {
         num_replicas: replicas,
-        name: crate::events::stream_name(namespace, "dlq"),
+        name: stream.clone(),
         subjects: vec![format!("{namespace}.dlq.>")],
         max_age: Duration::from_secs(30 * 24 * 3600),
         ..Default::default()
     })
     .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|source| ConsumeError::Stream { stream, source })?;
+    Ok(())
 }
 
 /// Forgets where the service's consumers stood and empties its projection, so the next
@@ -127,7 +285,7 @@ pub async fn rebuild(
     db: &DbPool,
     config: &ConsumerConfig,
     projector: &dyn Projector,
-) -> Result<(), String> {
+) -> Result<(), ConsumeError> {
     let js = jetstream::new(nats.clone());
     for domain in &config.domains {
         let name = crate::events::stream_name(&config.namespace, domain);
@@ -136,16 +294,16 @@ pub async fn rebuild(
             let _ = stream.delete_consumer(&config.durable()).await;
         }
     }
-    let mut conn = db.get().await.map_err(|e| e.to_string())?;
+    let mut conn = db.get().await?;
     let consumer = config.service.clone();
     conn.transaction(async |conn| {
         diesel::delete(processed_events::table.filter(processed_events::consumer.eq(&consumer)))
             .execute(conn)
             .await?;
-        projector.reset(conn).await
+        projector.reset_projection(conn).await
     })
     .await
-    .map_err(|e: ApplyError| e.to_string())?;
+    .map_err(ConsumeError::Reset)?;
     tracing::info!(service = %config.service, "projection reset; streams replay from the start");
     Ok(())
 }
@@ -186,8 +344,7 @@ struct Follower {
 
 /// What became of one delivery.
 enum Outcome {
-    Applied,
-    Duplicate,
+    Done(Delivery),
     Failed(String),
 }
 
@@ -207,18 +364,22 @@ impl Follower {
         }
     }
 
-    async fn consume(&self) -> Result<(), String> {
+    async fn consume(&self) -> Result<(), ConsumeError> {
         let ns = &self.config.namespace;
         let replicas = self.config.stream_replicas;
+        let stream = crate::events::stream_name(ns, &self.domain);
         crate::events::stream::ensure_replicated_stream(&self.js, ns, &self.domain, replicas)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| ConsumeError::Stream {
+                stream: stream.clone(),
+                source,
+            })?;
         ensure_dlq_stream(&self.js, ns, replicas).await?;
         let stream = self
             .js
-            .get_stream(crate::events::stream_name(ns, &self.domain))
+            .get_stream(&stream)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| ConsumeError::LookUp { stream, source })?;
         let durable = self.config.durable();
         let consumer = stream
             .get_or_create_consumer(
@@ -234,16 +395,18 @@ impl Follower {
                 },
             )
             .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+            .map_err(|source| ConsumeError::Consumer {
+                durable: durable.clone(),
+                source,
+            })?;
+        let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| e.to_string())?;
-            self.handle(message).await?;
+            self.handle(message?).await?;
         }
         Ok(())
     }
 
-    async fn handle(&self, message: jetstream::Message) -> Result<(), String> {
+    async fn handle(&self, message: jetstream::Message) -> Result<(), ConsumeError> {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let outcome = match Envelope::decode(message.payload.as_ref()) {
             Err(err) => Outcome::Failed(format!("undecodable envelope: {err}")),
@@ -260,28 +423,32 @@ impl Follower {
                 self.apply(&envelope).instrument(span).await
             }
         };
-        match outcome {
-            Outcome::Applied | Outcome::Duplicate => {
-                message.ack().await.map_err(|e| e.to_string())?;
+        let acked = match outcome {
+            Outcome::Done(delivery) => {
+                if delivery == Delivery::Duplicate {
+                    tracing::debug!(subject = %message.subject, "event processed before; skipped");
+                }
+                message.ack().await
             }
             Outcome::Failed(reason) if delivered >= self.config.max_attempts => {
                 tracing::error!(subject = %message.subject, %reason, delivered, "event dead-lettered");
                 self.dead_letter(&message, &reason, delivered).await?;
-                message.ack().await.map_err(|e| e.to_string())?;
+                message.ack().await
             }
             Outcome::Failed(reason) => {
                 let exp = u32::try_from(delivered.clamp(1, 10) - 1).unwrap_or(0);
                 let delay = (self.config.backoff * 2u32.pow(exp)).min(Duration::from_secs(30));
                 tracing::warn!(subject = %message.subject, %reason, delivered, ?delay, "event failed; will retry");
-                message
-                    .ack_with(AckKind::Nak(Some(delay)))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                message.ack_with(AckKind::Nak(Some(delay))).await
             }
-        }
-        Ok(())
+        };
+        acked.map_err(|source| ConsumeError::Ack {
+            subject: message.subject.to_string(),
+            source,
+        })
     }
 
+    /// Applies one event; a failure is told in words, as the dead-letter reason.
     async fn apply(&self, envelope: &Envelope) -> Outcome {
         let Ok(event_id) = uuid::Uuid::parse_str(&envelope.id) else {
             return Outcome::Failed(format!("event id {:?} is not a UUID", envelope.id));
@@ -290,31 +457,12 @@ impl Follower {
             Ok(conn) => conn,
             Err(err) => return Outcome::Failed(format!("database pool: {err}")),
         };
-        let consumer = self.config.service.clone();
-        let projector = self.projector.clone();
-        let result = conn
-            .transaction(async |conn| {
-                let fresh = diesel::insert_into(processed_events::table)
-                    .values((
-                        processed_events::consumer.eq(&consumer),
-                        processed_events::event_id.eq(event_id),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                if fresh == 0 {
-                    return Ok(false);
-                }
-                projector.apply(conn, envelope).await?;
-                Ok::<_, ApplyError>(true)
-            })
-            .await;
-        match result {
-            Ok(true) => {
-                self.projector.committed(envelope).await;
-                Outcome::Applied
-            }
-            Ok(false) => Outcome::Duplicate,
+        match self
+            .projector
+            .project(&mut conn, &self.config.service, event_id, envelope)
+            .await
+        {
+            Ok(delivery) => Outcome::Done(delivery),
             Err(err) => Outcome::Failed(err.to_string()),
         }
     }
@@ -324,7 +472,7 @@ impl Follower {
         message: &jetstream::Message,
         reason: &str,
         delivered: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConsumeError> {
         // The original headers, except the de-duplication id: a dead letter is a new message
         // and JetStream must not mistake it for the original.
         let mut headers = async_nats::HeaderMap::new();
@@ -341,12 +489,16 @@ impl Follower {
         headers.insert("Mercato-Dlq-Subject", message.subject.as_str());
         headers.insert("Mercato-Dlq-Consumer", self.config.service.as_str());
         headers.insert("Mercato-Dlq-Deliveries", delivered.to_string().as_str());
-        self.js
-            .publish_with_headers(self.config.dlq_subject(), headers, message.payload.clone())
+        let subject = self.config.dlq_subject();
+        let parked = async {
+            self.js
+                .publish_with_headers(subject.clone(), headers, message.payload.clone())
+                .await?
+                .await
+        };
+        parked
             .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| ConsumeError::DeadLetter { subject, source })?;
         Ok(())
     }
 }
@@ -377,8 +529,10 @@ fn parent_context(envelope: &Envelope) -> opentelemetry::Context {
 
 /// Decodes an event's payload as `M`, or says why not.
 pub fn payload<M: prost::Message + Default>(envelope: &Envelope) -> Result<M, ApplyError> {
-    M::decode(envelope.payload.as_slice())
-        .map_err(|e| ApplyError::Decode(envelope.r#type.clone(), e.to_string()))
+    M::decode(envelope.payload.as_slice()).map_err(|source| ApplyError::Decode {
+        type_name: envelope.r#type.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -393,6 +547,19 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_event_reads_as_its_cause() {
+        let err = ApplyError::invalid(uuid::Uuid::parse_str("nope").unwrap_err());
+        assert_eq!(
+            err.to_string(),
+            uuid::Uuid::parse_str("nope").unwrap_err().to_string()
+        );
+        assert_eq!(
+            ApplyError::invalid("event names no user").to_string(),
+            "event names no user"
+        );
+    }
+
+    #[test]
     fn an_undecodable_payload_says_what_it_should_have_been() {
         let envelope = Envelope {
             r#type: "mercato.order.v1.OrderPlaced".into(),
@@ -401,5 +568,9 @@ mod tests {
         };
         let err = payload::<mercato::pb::order::v1::OrderPlaced>(&envelope).unwrap_err();
         assert!(err.to_string().contains("OrderPlaced"), "{err}");
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "prost's error is kept"
+        );
     }
 }

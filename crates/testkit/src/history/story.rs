@@ -223,6 +223,7 @@ impl OrderStory {
             shipping_address: Some(self.address.clone()),
             payment_id: String::new(),
             place_time: Some(self.placed_at.timestamp()),
+            snapshot: None,
         }
     }
 
@@ -240,6 +241,7 @@ impl OrderStory {
             payment_id: self.payment_id.clone(),
             place_time: Some(self.placed_at.timestamp()),
             confirm_time: Some(at.timestamp()),
+            snapshot: None,
         }
     }
 
@@ -258,6 +260,7 @@ impl OrderStory {
             place_time: Some(self.placed_at.timestamp()),
             tracking_number: tracking.into(),
             ship_time: Some(at.timestamp()),
+            snapshot: None,
         }
     }
 
@@ -285,6 +288,7 @@ impl OrderStory {
             reason: reason.into(),
             cancelled_by: by.into(),
             cancel_time: Some(at.timestamp()),
+            snapshot: None,
         }
     }
 

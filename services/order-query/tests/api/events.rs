@@ -1,7 +1,9 @@
 //! The projection under redelivery, reordering, payment news and poison messages.
 
 use mercato::pb::events::v1::Envelope;
-use mercato::pb::order::v1::{OrderPlaced, OrderShipped, OrderStatus};
+use mercato::pb::order::v1::{
+    OrderConfirmed, OrderPlaced, OrderShipped, OrderSnapshot, OrderStatus,
+};
 use mercato::pb::payment::v1::{
     CardSummary, PaymentCaptured, PaymentFailed, PaymentFailureReason, PaymentRefunded,
     PaymentStatus,
@@ -255,4 +257,58 @@ async fn poison_messages_are_dead_lettered_and_the_events_behind_them_still_flow
     assert!(reasons[1].contains("OrderPlaced"), "{reasons:?}");
     assert_eq!(dead[0].1, garbage);
     assert_eq!(dead[1].1, undecodable.encode_to_vec());
+}
+
+/// `event` as producers write it now: the order in `snapshot` only, nothing in the
+/// deprecated fields 1-11 (which share the snapshot's numbers, so the old encoding decodes as
+/// the snapshot).
+fn snapshot_of<M: prost::Message>(event: &M) -> OrderSnapshot {
+    OrderSnapshot::decode(event.encode_to_vec().as_slice()).unwrap()
+}
+
+#[tokio::test]
+async fn an_order_told_by_snapshots_alone_reads_as_one_told_by_the_old_fields() {
+    let svc = TestOrderQuery::start().await;
+    let (user, _) = svc.identity.customer().await;
+    let (old_id, new_id_) = (new_id(), new_id());
+    let placed_at = now() - 600;
+
+    let old = placed(&old_id, &user, placed_at);
+    svc.publish(&old_id, &old).await;
+    svc.publish(&old_id, &confirmed(&old, "pay-1")).await;
+    svc.publish(&old_id, &shipped(&old, "pay-1", "TRK-1")).await;
+
+    let p = placed(&new_id_, &user, placed_at);
+    let (c, s) = (confirmed(&p, "pay-1"), shipped(&p, "pay-1", "TRK-1"));
+    let new_placed = OrderPlaced {
+        snapshot: Some(snapshot_of(&p)),
+        ..Default::default()
+    };
+    let new_confirmed = OrderConfirmed {
+        snapshot: Some(snapshot_of(&c)),
+        confirm_time: c.confirm_time,
+        ..Default::default()
+    };
+    let new_shipped = OrderShipped {
+        snapshot: Some(snapshot_of(&s)),
+        tracking_number: s.tracking_number.clone(),
+        ship_time: s.ship_time,
+        ..Default::default()
+    };
+    svc.publish(&new_id_, &new_placed).await;
+    svc.publish(&new_id_, &new_confirmed).await;
+    svc.publish(&new_id_, &new_shipped).await;
+
+    let told_old = svc.wait_for_state(&old_id, OrderStatus::Shipped, 3).await;
+    let told_new = svc.wait_for_state(&new_id_, OrderStatus::Shipped, 3).await;
+    assert_eq!(told_new.lines.len(), 2);
+    assert_eq!(told_new.total, Some(eur(2750)));
+    assert_eq!(told_new.tracking_number, "TRK-1");
+    assert_eq!(
+        mercato::pb::orderquery::v1::OrderView {
+            id: told_old.id.clone(),
+            ..told_new
+        },
+        told_old
+    );
 }

@@ -209,6 +209,7 @@ pub fn placed(order_id: &str, user_id: &str, placed_at: i64) -> OrderPlaced {
         }),
         payment_id: String::new(),
         place_time: Some(ts(placed_at)),
+        snapshot: None,
     }
 }
 
@@ -226,6 +227,7 @@ pub fn confirmed(p: &OrderPlaced, payment_id: &str) -> OrderConfirmed {
         payment_id: payment_id.into(),
         place_time: p.place_time,
         confirm_time: p.place_time.map(|t| ts(t.seconds + 60)),
+        snapshot: None,
     }
 }
 
@@ -244,6 +246,7 @@ pub fn shipped(p: &OrderPlaced, payment_id: &str, tracking: &str) -> OrderShippe
         place_time: p.place_time,
         tracking_number: tracking.into(),
         ship_time: p.place_time.map(|t| ts(t.seconds + 3600)),
+        snapshot: None,
     }
 }
 
@@ -268,6 +271,7 @@ pub fn cancelled(p: &OrderPlaced, version: i64, reason: &str) -> OrderCancelled 
         reason: reason.into(),
         cancelled_by: String::new(),
         cancel_time: p.place_time.map(|t| ts(t.seconds + 120)),
+        snapshot: None,
     }
 }
 
