@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue};
-use mercato_kernel::auth::{Principal, Verifier, bearer_token};
+use mercato_kernel::auth::{Principal, Verifier};
 use mercato_kernel::error;
 use tonic::{Code, Status};
 
@@ -81,10 +81,7 @@ impl Gate {
         if method.is_internal() {
             return Err(no_such_method(&method.path));
         }
-        let principal = match bearer_token(headers)? {
-            Some(token) => Some(self.verifier.verify(token).await.map_err(Status::from)?),
-            None => None,
-        };
+        let principal = self.verifier.authenticate(headers).await?;
         method.rule.decide(principal.as_ref()).into_result()?;
         self.throttle(principal.as_ref(), client)?;
         Ok(principal)

@@ -93,10 +93,7 @@ where
         let token = bearer_token(req.headers()).map(|t| t.map(str::to_owned));
         Box::pin(async move {
             let checked = async {
-                let principal = match token? {
-                    Some(token) => Some(verifier.verify(&token).await?),
-                    None => None,
-                };
+                let principal = verifier.principal(token?.as_deref()).await?;
                 // Paths no contract declares (health, reflection, unknown methods) are left to
                 // the router: they are public or answered UNIMPLEMENTED.
                 if let Some(rule) = rule {

@@ -142,6 +142,25 @@ impl Verifier {
         }))
     }
 
+    /// The principal of the caller whose bearer token is `token` (`None`: an anonymous
+    /// caller), or the status to answer: the one place, for the gateway and every service,
+    /// where a token becomes a principal.
+    pub async fn principal(&self, token: Option<&str>) -> Result<Option<Principal>, Status> {
+        match token {
+            Some(token) => Ok(Some(self.verify(token).await.map_err(Status::from)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Verifier::principal`] of the `authorization` header in `headers`; a header that is
+    /// not `Bearer <token>` is UNAUTHENTICATED.
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Principal>, Status> {
+        self.principal(super::bearer_token(headers)?).await
+    }
+
     /// Verifies `token` and returns its principal.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
