@@ -11,6 +11,17 @@ use deadpool_redis::redis::{self, AsyncCommands as _};
 
 use crate::redis::{FAST_FAIL, RedisPool};
 
+/// Why a cache operation did not happen (counted and logged, never returned to callers).
+#[derive(Debug, thiserror::Error)]
+enum CacheError {
+    /// No pooled connection.
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    /// Redis answered with an error or the connection broke.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
 /// A cache of `M` messages of one kind.
 pub struct ProtoCache<M> {
     pool: RedisPool,
@@ -58,7 +69,7 @@ impl<M: prost::Message + Default> ProtoCache<M> {
     /// Runs `op` against Redis within the fast-fail timeout; a failure is counted and `None`.
     async fn attempt<T, F>(&self, name: &'static str, op: F) -> Option<T>
     where
-        F: Future<Output = Result<T, String>>,
+        F: Future<Output = Result<T, CacheError>>,
     {
         match tokio::time::timeout(FAST_FAIL, op).await {
             Ok(Ok(value)) => Some(value),
@@ -76,10 +87,8 @@ impl<M: prost::Message + Default> ProtoCache<M> {
     /// The cached entity `id`, if present and Redis answers in time.
     pub async fn get(&self, id: &str) -> Option<M> {
         let fetch = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            conn.get::<_, Option<Vec<u8>>>(self.key(id))
-                .await
-                .map_err(|e| e.to_string())
+            let mut conn = self.pool.get().await?;
+            Ok(conn.get::<_, Option<Vec<u8>>>(self.key(id)).await?)
         };
         let bytes = match self.attempt("get", fetch).await {
             Some(Some(bytes)) => bytes,
@@ -115,7 +124,7 @@ impl<M: prost::Message + Default> ProtoCache<M> {
 
     async fn set(&self, id: &str, message: &M, only_if_absent: bool) {
         let store = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = self.pool.get().await?;
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.key(id))
                 .arg(message.encode_to_vec())
@@ -125,10 +134,8 @@ impl<M: prost::Message + Default> ProtoCache<M> {
                 cmd.arg("NX");
             }
             // NX answers nil when the key exists: not an error.
-            cmd.query_async::<Option<String>>(&mut conn)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
+            cmd.query_async::<Option<String>>(&mut conn).await?;
+            Ok(())
         };
         self.attempt("set", store).await;
     }
@@ -136,10 +143,8 @@ impl<M: prost::Message + Default> ProtoCache<M> {
     /// Drops the entry of `id`.
     pub async fn invalidate(&self, id: &str) {
         let delete = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            conn.del::<_, ()>(self.key(id))
-                .await
-                .map_err(|e| e.to_string())
+            let mut conn = self.pool.get().await?;
+            Ok(conn.del::<_, ()>(self.key(id)).await?)
         };
         self.attempt("del", delete).await;
     }
