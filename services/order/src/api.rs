@@ -4,22 +4,19 @@ use std::time::Duration;
 
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
-use mercato::pb::catalog::v1::BatchGetProductsRequest;
-use mercato::pb::discount::v1::{QuoteDiscountRequest, quote_discount_response};
 use mercato::pb::order::v1 as pb;
 use mercato::pb::order::v1::order_service_server::OrderService;
 use mercato_kernel::auth::Principal;
 use mercato_kernel::db::{DbConn, DbPool};
 use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::events::outbox::{self, OutboxNotifier};
-use mercato_kernel::money::Amount;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{self, NewOrder, PricedLine, PricingError, Status as OrderState, Step};
+use crate::domain::{NewOrder, Status as OrderState, Step};
 use crate::messages;
 use crate::saga::{PeerClients, Saga};
-use crate::store::{self, InsertOrder, StoredOrder, Transition};
+use crate::store::{self, StoredOrder, Transition};
 
 /// How often a retried PlaceOrder looks whether the original attempt has finished.
 const WAIT_POLL: Duration = Duration::from_millis(50);
@@ -30,116 +27,19 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct OrderApi {
     db: DbPool,
-    peers: PeerClients,
     saga: Saga,
     outbox: OutboxNotifier,
 }
 
 impl OrderApi {
-    /// The service over its pool, peers and saga runner.
-    pub fn new(db: DbPool, peers: PeerClients, saga: Saga, outbox: OutboxNotifier) -> Self {
-        Self {
-            db,
-            peers,
-            saga,
-            outbox,
-        }
+    /// The service over its pool and saga runner. `_peers` is no longer used (the saga calls
+    /// the peers, pricing included); it goes once `lib.rs` stops passing it.
+    pub fn new(db: DbPool, _peers: PeerClients, saga: Saga, outbox: OutboxNotifier) -> Self {
+        Self { db, saga, outbox }
     }
 
     async fn conn(&self) -> Result<DbConn, Status> {
         self.db.get().await.map_err(error::pool)
-    }
-
-    /// Prices the items from the catalog: names and prices are never taken from the client.
-    async fn price(&self, order: &NewOrder) -> Result<(String, Vec<PricedLine>), Status> {
-        let ids = order.items.iter().map(|i| i.product_id.clone()).collect();
-        let found = self
-            .peers
-            .catalog
-            .clone()
-            .batch_get_products(BatchGetProductsRequest { ids })
-            .await?
-            .into_inner();
-        let mut violations = FieldViolations::new();
-        let mut lines = Vec::with_capacity(order.items.len());
-        let mut currency: Option<String> = None;
-        for (i, item) in order.items.iter().enumerate() {
-            let Some(product) = found
-                .products
-                .iter()
-                .find(|p| p.id.eq_ignore_ascii_case(&item.product_id))
-            else {
-                violations.add(format!("items[{i}].product_id"), "no such product");
-                continue;
-            };
-            let price = product
-                .price
-                .as_ref()
-                .and_then(|p| Amount::parse_positive(p).ok())
-                .ok_or_else(|| {
-                    error::internal(format!("catalog price of {} unusable", product.id))
-                })?;
-            match &currency {
-                None => currency = Some(price.currency().to_owned()),
-                Some(c) if c != price.currency() => {
-                    violations.add(
-                        format!("items[{i}].product_id"),
-                        format!(
-                            "is priced in {}, the rest of the order in {c}",
-                            price.currency()
-                        ),
-                    );
-                }
-                Some(_) => {}
-            }
-            lines.push(PricedLine {
-                product_id: item.product_id.clone(),
-                name: product.name.clone(),
-                quantity: item.quantity,
-                unit_price_nanos: i64::try_from(price.total_nanos()).map_err(|_| {
-                    error::invalid_argument(format!("items[{i}].product_id"), "price too large")
-                })?,
-            });
-        }
-        violations.into_result()?;
-        let currency = currency.ok_or_else(|| error::invalid_argument("items", "is empty"))?;
-        Ok((currency, lines))
-    }
-
-    /// The discount the coupon would give now; the saga redeems it for real.
-    async fn quote(&self, code: &str, currency: &str, subtotal: i64) -> Result<i64, Status> {
-        let request = QuoteDiscountRequest {
-            code: code.to_owned(),
-            subtotal: Some(Amount::from_total_nanos(currency, i128::from(subtotal)).to_proto()),
-        };
-        let quote = self
-            .peers
-            .discount
-            .clone()
-            .quote_discount(request)
-            .await?
-            .into_inner();
-        match quote.outcome {
-            Some(quote_discount_response::Outcome::Discount(money)) => Ok(Amount::parse(&money)
-                .ok()
-                .and_then(|a| i64::try_from(a.total_nanos()).ok())
-                .unwrap_or(0)
-                .clamp(0, subtotal)),
-            Some(quote_discount_response::Outcome::InapplicableReason(reason)) => {
-                let reason = mercato::pb::discount::v1::InapplicableReason::try_from(reason)
-                    .map(|r| {
-                        r.as_str_name()
-                            .trim_start_matches("INAPPLICABLE_REASON_")
-                            .to_owned()
-                    })
-                    .unwrap_or_else(|_| "INAPPLICABLE".into());
-                Err(error::failed_precondition(
-                    &format!("COUPON_{reason}"),
-                    format!("coupon {code} cannot be used: {}", quote.message),
-                ))
-            }
-            None => Err(error::internal("discount quote without an outcome")),
-        }
     }
 
     /// A PlaceOrder whose key was used before: the same order, once it is settled.
@@ -191,6 +91,33 @@ impl OrderApi {
         }
     }
 
+    /// The order `user_id` placed with the request's idempotency key, if any.
+    async fn find_by_key(
+        &self,
+        user_id: &str,
+        order: &NewOrder,
+    ) -> Result<Option<StoredOrder>, Status> {
+        let mut conn = self.conn().await?;
+        store::find_by_key(&mut conn, user_id, &order.idempotency_key)
+            .await
+            .map_err(error::database)
+    }
+
+    /// A new checkout: the saga starts and is driven until it settles (or its deadline).
+    async fn place(&self, user_id: &str, order: &NewOrder) -> Result<StoredOrder, Status> {
+        match self.saga.start(user_id, order).await? {
+            Some(stored) => self.saga.drive(stored, Some(&order.card)).await,
+            // A concurrent retry with the same key stored its order first.
+            None => {
+                let existing = self
+                    .find_by_key(user_id, order)
+                    .await?
+                    .ok_or_else(|| error::internal("order vanished after a key conflict"))?;
+                self.existing(existing, order).await
+            }
+        }
+    }
+
     async fn load_owned(&self, id: &str, principal: &Principal) -> Result<StoredOrder, Status> {
         let uuid = Uuid::parse_str(id)
             .map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
@@ -220,84 +147,9 @@ impl OrderService for OrderApi {
         let order = NewOrder::parse(request.into_inner(), Utc::now())
             .map_err(FieldViolations::into_status)?;
         let user_id = principal.subject.as_str();
-
-        let known = {
-            let mut conn = self.conn().await?;
-            store::find_by_key(&mut conn, user_id, &order.idempotency_key)
-                .await
-                .map_err(error::database)?
-        };
-        if let Some(existing) = known {
-            let settled = self.existing(existing, &order).await?;
-            return Ok(Response::new(pb::PlaceOrderResponse {
-                order: Some(messages::order(&settled)),
-            }));
-        }
-
-        let (currency, lines) = self.price(&order).await?;
-        let subtotal = domain::subtotal_nanos(&lines).map_err(|e| match e {
-            PricingError::TooLarge => {
-                error::invalid_argument("items", "the order total is too large")
-            }
-            PricingError::MixedCurrencies => {
-                error::invalid_argument("items", "products have different currencies")
-            }
-        })?;
-        let discount = match &order.coupon_code {
-            Some(code) => self.quote(code, &currency, subtotal).await?,
-            None => 0,
-        };
-
-        let id = Uuid::now_v7();
-        let hash = order.fingerprint();
-        let insert = InsertOrder {
-            id,
-            user_id,
-            idempotency_key: &order.idempotency_key,
-            request_hash: &hash,
-            status: OrderState::Pending.as_str(),
-            currency: &currency,
-            subtotal_nanos: subtotal,
-            discount_nanos: discount,
-            coupon_code: order.coupon_code.as_deref().unwrap_or(""),
-            ship_name: order.address.name.trim(),
-            ship_line1: order.address.line1.trim(),
-            ship_line2: order.address.line2.trim(),
-            ship_city: order.address.city.trim(),
-            ship_postal_code: order.address.postal_code.trim(),
-            ship_country: &order.address.country,
-            saga_step: Step::Reserve.as_str(),
-            saga_lease_until: Some(self.saga.lease_until()),
-        };
-        let inserted = {
-            let mut conn = self.conn().await?;
-            conn.transaction(async |conn| {
-                let Some(stored) = store::insert_order(conn, &insert, &lines).await? else {
-                    return Ok(None);
-                };
-                outbox::enqueue(conn, "order", &id.to_string(), &messages::placed(&stored)).await?;
-                Ok::<_, diesel::result::Error>(Some(stored))
-            })
-            .await
-            .map_err(error::database)?
-        };
-        let settled = match inserted {
-            Some(stored) => {
-                self.outbox.notify();
-                tracing::info!(order_id = %id, %user_id, "order placed");
-                self.saga.drive(stored, Some(&order.card)).await?
-            }
-            // A concurrent retry with the same key inserted first.
-            None => {
-                let existing = {
-                    let mut conn = self.conn().await?;
-                    store::find_by_key(&mut conn, user_id, &order.idempotency_key)
-                        .await
-                        .map_err(error::database)?
-                        .ok_or_else(|| error::internal("order vanished after a key conflict"))?
-                };
-                self.existing(existing, &order).await?
-            }
+        let settled = match self.find_by_key(user_id, &order).await? {
+            Some(existing) => self.existing(existing, &order).await?,
+            None => self.place(user_id, &order).await?,
         };
         Ok(Response::new(pb::PlaceOrderResponse {
             order: Some(messages::order(&settled)),

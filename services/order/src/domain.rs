@@ -2,9 +2,11 @@
 
 use std::collections::HashSet;
 
+use mercato::pb::catalog::v1::Product;
 use mercato::pb::order::v1 as pb;
 use mercato::pb::payment::v1::Card;
 use mercato_kernel::error::FieldViolations;
+use mercato_kernel::money::Amount;
 use sha2::{Digest as _, Sha256};
 
 /// Most lines an order may have.
@@ -302,13 +304,113 @@ pub struct PricedLine {
     pub unit_price_nanos: i64,
 }
 
-/// Why an order could not be priced.
+/// An order priced from the catalog: one currency, its lines, their subtotal.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedOrder {
+    /// The currency every line is priced in.
+    pub currency: String,
+    /// The requested items, in request order, with the catalog's names and prices.
+    pub lines: Vec<PricedLine>,
+    /// Sum of the line totals, in nano-units of `currency`.
+    pub subtotal_nanos: i64,
+}
+
+/// What is wrong with one requested item, by its index in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemProblem {
+    /// The catalog does not know the product.
+    Unknown {
+        /// Index of the item.
+        index: usize,
+    },
+    /// The product is priced in another currency than the items before it.
+    OtherCurrency {
+        /// Index of the item.
+        index: usize,
+        /// The product's currency.
+        currency: String,
+        /// The currency of the order's first priced item.
+        order_currency: String,
+    },
+}
+
+/// Why an order could not be priced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
+    /// Items the buyer can fix: unknown products, or products of another currency.
+    #[error("{} item(s) cannot be priced", .0.len())]
+    Items(Vec<ItemProblem>),
+    /// No item at all to price.
+    #[error("no items")]
+    NoItems,
+    /// The catalog's price of a product is not a positive amount: the catalog's fault.
+    #[error("catalog price of {product_id} unusable")]
+    CatalogPrice {
+        /// The product.
+        product_id: String,
+    },
+    /// One unit's price does not fit the ledger's range.
+    #[error("the price of items[{index}] is too large")]
+    UnitPriceTooLarge {
+        /// Index of the item.
+        index: usize,
+    },
     /// Products of several currencies in one order.
+    #[error("products have different currencies")]
     MixedCurrencies,
     /// The total does not fit the ledger's range.
+    #[error("the order total is too large")]
     TooLarge,
+}
+
+/// Prices `items` with the catalog's `products` (found by id, case-insensitively): names and
+/// prices are never taken from the client. Every item the buyer can fix is reported at once.
+pub fn price(items: &[Item], products: &[Product]) -> Result<PricedOrder, PricingError> {
+    let mut problems = Vec::new();
+    let mut lines = Vec::with_capacity(items.len());
+    let mut currency: Option<String> = None;
+    for (index, item) in items.iter().enumerate() {
+        let Some(product) = products
+            .iter()
+            .find(|p| p.id.eq_ignore_ascii_case(&item.product_id))
+        else {
+            problems.push(ItemProblem::Unknown { index });
+            continue;
+        };
+        let price = product
+            .price
+            .as_ref()
+            .and_then(|p| Amount::parse_positive(p).ok())
+            .ok_or_else(|| PricingError::CatalogPrice {
+                product_id: product.id.clone(),
+            })?;
+        match &currency {
+            None => currency = Some(price.currency().to_owned()),
+            Some(c) if c != price.currency() => problems.push(ItemProblem::OtherCurrency {
+                index,
+                currency: price.currency().to_owned(),
+                order_currency: c.clone(),
+            }),
+            Some(_) => {}
+        }
+        lines.push(PricedLine {
+            product_id: item.product_id.clone(),
+            name: product.name.clone(),
+            quantity: item.quantity,
+            unit_price_nanos: i64::try_from(price.total_nanos())
+                .map_err(|_| PricingError::UnitPriceTooLarge { index })?,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(PricingError::Items(problems));
+    }
+    let currency = currency.ok_or(PricingError::NoItems)?;
+    let subtotal_nanos = subtotal_nanos(&lines)?;
+    Ok(PricedOrder {
+        currency,
+        lines,
+        subtotal_nanos,
+    })
 }
 
 /// Subtotal in nano-units of the lines' common currency.
@@ -452,5 +554,76 @@ mod tests {
             subtotal_nanos(&[line(i64::MAX / 2, 3)]),
             Err(PricingError::TooLarge)
         );
+    }
+
+    fn product(id: &str, name: &str, currency: &str, units: i64) -> Product {
+        Product {
+            id: id.to_ascii_uppercase(),
+            name: name.into(),
+            price: Some(mercato::pb::r#type::v1::Money {
+                currency_code: currency.into(),
+                units,
+                nanos: 0,
+            }),
+            ..Product::default()
+        }
+    }
+
+    fn items(ids: &[(&str, i32)]) -> Vec<Item> {
+        ids.iter()
+            .map(|(id, quantity)| Item {
+                product_id: (*id).into(),
+                quantity: *quantity,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_order_is_priced_from_the_catalog_in_request_order() {
+        let catalog = [
+            product(P2, "Teapot", "EUR", 12),
+            product(P1, "Mug", "EUR", 10),
+        ];
+        let priced = price(&items(&[(P1, 2), (P2, 1)]), &catalog).unwrap();
+        assert_eq!(priced.currency, "EUR");
+        assert_eq!(priced.subtotal_nanos, 32_000_000_000);
+        let names: Vec<_> = priced.lines.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["Mug", "Teapot"]);
+        assert_eq!(
+            priced.lines[0].product_id, P1,
+            "the request's id, not the catalog's"
+        );
+    }
+
+    #[test]
+    fn every_item_the_buyer_can_fix_is_reported_at_once() {
+        let catalog = [
+            product(P1, "Mug", "EUR", 10),
+            product(P2, "Teapot", "USD", 12),
+        ];
+        let unknown = "0190a3c1-1c2d-7e3f-8a4b-5c6d7e8f9a0d";
+        assert_eq!(
+            price(&items(&[(P1, 1), (unknown, 1), (P2, 1)]), &catalog),
+            Err(PricingError::Items(vec![
+                ItemProblem::Unknown { index: 1 },
+                ItemProblem::OtherCurrency {
+                    index: 2,
+                    currency: "USD".into(),
+                    order_currency: "EUR".into(),
+                },
+            ]))
+        );
+    }
+
+    #[test]
+    fn an_unusable_catalog_price_is_the_catalogs_fault() {
+        let catalog = [product(P1, "Mug", "EUR", 0)];
+        assert_eq!(
+            price(&items(&[(P1, 1)]), &catalog),
+            Err(PricingError::CatalogPrice {
+                product_id: P1.to_ascii_uppercase()
+            })
+        );
+        assert_eq!(price(&[], &catalog), Err(PricingError::NoItems));
     }
 }

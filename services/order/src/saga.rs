@@ -6,6 +6,10 @@
 //!
 //! Every peer call is idempotent per order id, and the peers keep "released" tombstones, so
 //! running a step twice, or a compensation before the step it undoes, is harmless.
+//!
+//! A saga starts when PlaceOrder's order is priced and stored ([`Saga::start`], in `place`).
+
+mod place;
 
 use std::time::Duration;
 
