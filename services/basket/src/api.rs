@@ -1,7 +1,6 @@
 //! The gRPC surface of the basket: authorization (a basket is its user's, named by the token
 //! alone), request parsing, and every answer priced afresh.
 
-use chrono::Utc;
 use mercato::pb::basket::v1 as pb;
 use mercato::pb::basket::v1::basket_service_server::BasketService;
 use mercato::pb::discount::v1::InapplicableReason;
@@ -9,7 +8,7 @@ use mercato_kernel::auth::{Principal, PrincipalKind};
 use mercato_kernel::error::{self, FieldViolations};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{self, AddItem, Checkout, Contents, CouponChange, UpdateItem};
+use crate::domain::{self, AddItem, Contents, CouponChange, UpdateItem};
 use crate::peers::PeerClients;
 use crate::pricing::{self, Pricer, Quote, unit_price};
 use crate::store::{AddOutcome, BasketStore, StoreError, UpdateOutcome};
@@ -284,9 +283,7 @@ impl BasketService for BasketApi {
         request: Request<pb::CheckoutRequest>,
     ) -> Result<Response<pb::CheckoutResponse>, Status> {
         let principal = customer(&request)?;
-        let checkout = Checkout::parse(request.into_inner(), Utc::now())
-            .map_err(FieldViolations::into_status)?;
-        let order = self.place_order(&principal, checkout).await?;
+        let order = self.place_order(&principal, request.into_inner()).await?;
         Ok(Response::new(pb::CheckoutResponse { order: Some(order) }))
     }
 }

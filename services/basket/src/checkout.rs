@@ -3,11 +3,17 @@
 //! refuses service tokens). The basket is emptied once the order is CONFIRMED, and only if it
 //! did not change meanwhile, so a line added during checkout survives.
 //!
+//! Validation: the card, the shipping address and the idempotency key are PlaceOrder's input,
+//! checked there (with `mercato_kernel::validate`) and nowhere else; its INVALID_ARGUMENT,
+//! with every field violation, reaches the client unchanged (the fields have the same names
+//! in CheckoutRequest).
+//!
 //! Idempotency: PlaceOrder returns the same order for the same key and the same contents.
 //! The first Checkout with a key records the items it sent; a repeat sends those again, so
 //! it gets that same order even after the basket was emptied. A key reused once the basket
 //! holds something else is refused (IDEMPOTENCY_KEY_REUSED), as PlaceOrder refuses it.
 
+use mercato::pb::basket::v1::CheckoutRequest;
 use mercato::pb::order::v1::{Order, OrderStatus, PlaceOrderRequest};
 use mercato_kernel::auth::Principal;
 use mercato_kernel::error;
@@ -15,13 +21,14 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::api::{BasketApi, store_failed};
-use crate::domain::{Checkout, Contents};
+use crate::domain::Contents;
 use crate::store::CheckoutRecord;
 
 /// Whether a failed PlaceOrder certainly placed no order: it refused the request before
-/// storing anything. The checkout record is then dropped, so the customer can fix the basket
-/// and retry with the same key. After an outage or a timeout the order may exist: the record
-/// stays and a retry asks for the same order.
+/// storing anything. The checkout record is then dropped if this Checkout made it, so the
+/// customer can fix the basket or the card and retry with the same key. A record an earlier
+/// Checkout made stays whatever the answer (that checkout may have placed the order), as it
+/// does after an outage or a timeout: a retry asks for the same order.
 fn placed_nothing(status: &Status) -> bool {
     matches!(
         status.code(),
@@ -47,8 +54,12 @@ fn repeats(record: &CheckoutRecord, basket: &Contents) -> bool {
 
 impl BasketApi {
     /// The items this checkout orders: recorded by an earlier Checkout with the same key, or
-    /// taken from the basket now.
-    async fn checkout_items(&self, user_id: &str, key: &str) -> Result<CheckoutRecord, Status> {
+    /// taken from the basket now and recorded; and whether this call recorded them.
+    async fn checkout_items(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<(CheckoutRecord, bool), Status> {
         let record = self
             .store
             .checkout_record(user_id, key)
@@ -57,7 +68,7 @@ impl BasketApi {
         let contents = self.store.load(user_id).await.map_err(store_failed)?;
         if let Some(record) = record {
             return if repeats(&record, &contents) {
-                Ok(record)
+                Ok((record, false))
             } else {
                 Err(error::failed_precondition(
                     "IDEMPOTENCY_KEY_REUSED",
@@ -77,27 +88,30 @@ impl BasketApi {
             version: contents.version,
         };
         // A concurrent Checkout with the same key may have recorded first: use its record.
-        self.store
+        let recorded = self
+            .store
             .record_checkout(user_id, key, &snapshot)
             .await
-            .map_err(store_failed)
+            .map_err(store_failed)?;
+        let made_here = recorded == snapshot;
+        Ok((recorded, made_here))
     }
 
     /// Places the order for the caller's basket; see the module docs.
     pub(crate) async fn place_order(
         &self,
         principal: &Principal,
-        checkout: Checkout,
+        checkout: CheckoutRequest,
     ) -> Result<Order, Status> {
         let user_id = principal.subject.as_str();
         let key = checkout.idempotency_key;
-        let record = self.checkout_items(user_id, &key).await?;
+        let (record, recorded_here) = self.checkout_items(user_id, &key).await?;
 
         let mut request = tonic::Request::new(PlaceOrderRequest {
             items: record.items.clone(),
             coupon_code: record.coupon_code.clone(),
-            card: Some(checkout.card),
-            shipping_address: Some(checkout.shipping_address),
+            card: checkout.card,
+            shipping_address: checkout.shipping_address,
             idempotency_key: key.clone(),
         });
         let bearer = MetadataValue::try_from(format!("Bearer {}", principal.token))
@@ -110,7 +124,8 @@ impl BasketApi {
                 .order
                 .ok_or_else(|| error::internal("PlaceOrder answered without an order"))?,
             Err(status) => {
-                if placed_nothing(&status)
+                if recorded_here
+                    && placed_nothing(&status)
                     && let Err(err) = self.store.forget_checkout(user_id, &key).await
                 {
                     tracing::warn!(%user_id, error = %err, "could not forget a refused checkout");

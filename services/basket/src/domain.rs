@@ -4,27 +4,18 @@
 
 use chrono::{DateTime, Utc};
 use mercato::pb::basket::v1 as pb;
-use mercato::pb::order::v1::{OrderItem, ShippingAddress};
-use mercato::pb::payment::v1::Card;
+use mercato::pb::order::v1::OrderItem;
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::{Amount, MoneyError};
+use mercato_kernel::validate::{self, MAX_LINE_QUANTITY, MAX_ORDER_LINES};
 use uuid::Uuid;
 
 /// Most lines a basket holds: the most an order may have, so every basket can be checked out.
-pub const MAX_LINES: usize = order::domain::MAX_LINES;
+pub const MAX_LINES: usize = MAX_ORDER_LINES;
 /// Most units of one product in a basket: the most one order line may have.
-pub const MAX_QUANTITY: u32 = 99;
+pub const MAX_QUANTITY: u32 = MAX_LINE_QUANTITY.unsigned_abs();
 /// Currency of the zero amounts of a basket without lines.
 pub const DEFAULT_CURRENCY: &str = "EUR";
-/// Shortest coupon code (the discount service's rule).
-const MIN_COUPON_LEN: usize = 3;
-/// Longest coupon code.
-const MAX_COUPON_LEN: usize = 32;
-/// Longest checkout idempotency key, in characters.
-const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
-
-// The order service must accept every basket line as an order item.
-const _: () = assert!(MAX_QUANTITY as i32 == order::domain::MAX_QUANTITY);
 
 /// A catalog product id in canonical form (lower-case, hyphenated UUID), so that one product
 /// is always one basket line however the client spelled its id.
@@ -34,12 +25,18 @@ pub struct ProductId(String);
 impl ProductId {
     /// The canonical id of `raw`, when it is a UUID.
     pub fn parse(raw: &str) -> Option<Self> {
-        Uuid::parse_str(raw).ok().map(|id| Self(id.to_string()))
+        Uuid::parse_str(raw).ok().map(Self::from)
     }
 
     /// The canonical text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<Uuid> for ProductId {
+    fn from(id: Uuid) -> Self {
+        Self(id.to_string())
     }
 }
 
@@ -50,11 +47,7 @@ impl std::fmt::Display for ProductId {
 }
 
 fn parse_product_id(v: &mut FieldViolations, raw: &str) -> Option<ProductId> {
-    let id = ProductId::parse(raw);
-    if id.is_none() {
-        v.add("product_id", "must be a product id (UUID)");
-    }
-    id
+    validate::uuid(v, "product_id", raw).map(ProductId::from)
 }
 
 fn parse_quantity(v: &mut FieldViolations, raw: i32, min: u32) -> Option<u32> {
@@ -253,77 +246,14 @@ pub enum CouponChange {
     Set(String),
 }
 
-/// Parses ApplyCoupon's code: trimmed and upper-cased; empty removes the coupon.
+/// Parses ApplyCoupon's code ([`validate::optional_coupon_code`]: trimmed, upper-cased, the
+/// discount service's rule); empty removes the coupon.
 pub fn parse_coupon(raw: &str) -> Result<CouponChange, FieldViolations> {
-    let code = raw.trim();
-    if code.is_empty() {
-        return Ok(CouponChange::Remove);
-    }
-    let valid_chars = code
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid_chars || !(MIN_COUPON_LEN..=MAX_COUPON_LEN).contains(&code.len()) {
-        let mut v = FieldViolations::new();
-        v.add(
-            "coupon_code",
-            format!(
-                "must be {MIN_COUPON_LEN} to {MAX_COUPON_LEN} letters, digits, '-' or '_' \
-                 (or empty to remove the coupon)"
-            ),
-        );
-        return Err(v);
-    }
-    Ok(CouponChange::Set(code.to_ascii_uppercase()))
-}
-
-/// A valid Checkout request.
-#[derive(Debug, Clone)]
-pub struct Checkout {
-    /// The card; passed on to the order service, never stored.
-    pub card: Card,
-    /// Where to deliver.
-    pub shipping_address: ShippingAddress,
-    /// The client's key for this checkout.
-    pub idempotency_key: String,
-}
-
-impl Checkout {
-    /// Parses the request with the order service's own rules, reporting every problem.
-    pub fn parse(
-        request: pb::CheckoutRequest,
-        now: DateTime<Utc>,
-    ) -> Result<Self, FieldViolations> {
-        let mut v = FieldViolations::new();
-        match &request.card {
-            Some(card) => v.extend_prefixed("card.", payment::card::validate_card(card, now)),
-            None => v.add("card", "is required"),
-        }
-        match &request.shipping_address {
-            Some(address) => v.extend_prefixed(
-                "",
-                order::domain::validate_address(address, "shipping_address"),
-            ),
-            None => v.add("shipping_address", "is required"),
-        }
-        let key_chars = request.idempotency_key.chars().count();
-        if key_chars == 0 {
-            v.add("idempotency_key", "is required");
-        } else if key_chars > MAX_IDEMPOTENCY_KEY_CHARS {
-            v.add(
-                "idempotency_key",
-                format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
-            );
-        } else if request.idempotency_key.chars().any(char::is_control) {
-            v.add("idempotency_key", "must not contain control characters");
-        }
-        match (request.card, request.shipping_address) {
-            (Some(card), Some(shipping_address)) if v.is_empty() => Ok(Self {
-                card,
-                shipping_address,
-                idempotency_key: request.idempotency_key,
-            }),
-            _ => Err(v),
-        }
+    let mut v = FieldViolations::new();
+    match validate::optional_coupon_code(&mut v, "coupon_code", raw) {
+        Some(code) => Ok(CouponChange::Set(code.into_string())),
+        None if v.is_empty() => Ok(CouponChange::Remove),
+        None => Err(v),
     }
 }
 
@@ -579,40 +509,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn checkout_reuses_the_order_rules_with_prefixed_paths() {
-        let request = pb::CheckoutRequest {
-            card: Some(Card {
-                number: "4242424242424241".into(),
-                exp_month: 13,
-                exp_year: 2099,
-                cvc: "123".into(),
-                holder_name: "Ada".into(),
-            }),
-            shipping_address: Some(ShippingAddress {
-                country: "gb".into(),
-                ..ShippingAddress::default()
-            }),
-            idempotency_key: "k".repeat(129),
-        };
-        let got = fields(Checkout::parse(request, Utc::now()).unwrap_err());
-        for field in [
-            "card.number",
-            "card.exp_month",
-            "shipping_address.name",
-            "shipping_address.country",
-            "idempotency_key",
-        ] {
-            assert!(
-                got.iter().any(|f| f == field),
-                "{field} missing from {got:?}"
-            );
-        }
-        let missing =
-            fields(Checkout::parse(pb::CheckoutRequest::default(), Utc::now()).unwrap_err());
-        assert_eq!(missing, ["card", "shipping_address", "idempotency_key"]);
     }
 
     #[test]

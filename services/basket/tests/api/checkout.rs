@@ -241,3 +241,79 @@ async fn order_refusals_pass_through_and_free_the_key() {
     assert_eq!(order.status(), OrderStatus::Confirmed);
     assert_eq!(order.coupon_code, "");
 }
+
+#[tokio::test]
+async fn checkout_input_is_judged_by_place_order_with_the_same_field_paths() {
+    let basket = TestBasket::start().await;
+    let lamp = basket.shop.product("Lamp", 2000, 5).await;
+    let shopper = basket.shopper().await;
+    shopper.add(&lamp.id, 1).await.unwrap();
+
+    let request = CheckoutRequest {
+        card: Some(Card {
+            number: "4242424242424241".into(),
+            exp_month: 13,
+            exp_year: 2099,
+            cvc: "123".into(),
+            holder_name: "Ada".into(),
+        }),
+        shipping_address: Some(ShippingAddress {
+            country: "gb".into(),
+            ..ShippingAddress::default()
+        }),
+        idempotency_key: "k".repeat(129),
+    };
+    let status = assert_code(shopper.checkout_with(request).await, Code::InvalidArgument);
+    let got = violated_fields(&status);
+    for field in [
+        "card.number",
+        "card.exp_month",
+        "shipping_address.name",
+        "shipping_address.country",
+        "idempotency_key",
+    ] {
+        assert!(
+            got.iter().any(|f| f == field),
+            "{field} missing from {got:?}"
+        );
+    }
+    let status = assert_code(
+        shopper.checkout_with(CheckoutRequest::default()).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        ["card", "shipping_address", "idempotency_key"]
+    );
+
+    // A refused checkout frees its key and keeps the basket.
+    let status = assert_code(
+        shopper.checkout("4242", "fixed").await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["card.number"]);
+    assert_eq!(lines(&shopper.get().await.unwrap()), [(lamp.id.clone(), 1)]);
+    let order = shopper.checkout(CARD_OK, "fixed").await.unwrap();
+    assert_eq!(order.status(), OrderStatus::Confirmed);
+}
+
+#[tokio::test]
+async fn a_refused_retry_keeps_the_record_of_the_order_its_key_placed() {
+    let basket = TestBasket::start().await;
+    let lamp = basket.shop.product("Lamp", 2000, 5).await;
+    let shopper = basket.shopper().await;
+    shopper.add(&lamp.id, 1).await.unwrap();
+    let first = shopper.checkout(CARD_OK, "placed").await.unwrap();
+    assert_eq!(first.status(), OrderStatus::Confirmed);
+
+    // A retry with a mistyped card is refused by PlaceOrder, but the key still names the
+    // order it placed: the next retry gets that order, not an empty basket.
+    let status = assert_code(
+        shopper.checkout("4242", "placed").await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["card.number"]);
+    let again = shopper.checkout(CARD_OK, "placed").await.unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(basket.shop.stock(&lamp.id).await.on_hand, 4, "charged once");
+}
