@@ -33,6 +33,9 @@ pub enum EventError {
     /// `payment_id` is empty.
     #[error("payment_id is empty")]
     PaymentId,
+    /// An event type the projection does not know.
+    #[error("unknown event type {0:?}: not one order-query applies")]
+    UnknownKind(String),
     /// An event without a snapshot whose fields 1-11 do not decode as one.
     #[error("order fields 1-11 undecodable: {0}")]
     Legacy(#[source] prost::DecodeError),

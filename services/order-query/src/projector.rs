@@ -4,7 +4,8 @@
 //! Order events carry the whole order, so each one upserts it when its version is newer than
 //! the stored one and otherwise only adds its history entry: duplicates and any delivery
 //! order end in the same state. Payment events merge into a per-payment row (see
-//! [`crate::domain::PaymentState`]).
+//! [`crate::domain::PaymentState`]). An event of a type it does not know is an error, so it is
+//! dead-lettered after its retries rather than applied as some other kind.
 //!
 //! Replicas share the durable consumer and apply events of one order at the same time: each
 //! event locks its order's or payment's row (claiming it first when new) before comparing or
@@ -63,12 +64,13 @@ enum Event {
     Refunded(PaymentRefunded),
 }
 
-/// The event in `envelope`, when it is one this projection uses.
-fn decode(envelope: &Envelope) -> Result<Option<Event>, ApplyError> {
-    let Some(kind) = Kind::of(&envelope.r#type) else {
-        return Ok(None);
-    };
-    Ok(Some(match kind {
+/// The event in `envelope`. Every event of the order and payment streams is one this
+/// projection uses: a type it does not know (a producer newer than this service) is an
+/// error, retried (another replica may know it) and then dead-lettered, never guessed at.
+fn decode(envelope: &Envelope) -> Result<Event, ApplyError> {
+    let kind = Kind::of(&envelope.r#type)
+        .ok_or_else(|| ApplyError::invalid(EventError::UnknownKind(envelope.r#type.clone())))?;
+    Ok(match kind {
         Kind::Placed => Event::Placed(payload(envelope)?),
         Kind::Confirmed => Event::Confirmed(payload(envelope)?),
         Kind::Cancelled => Event::Cancelled(payload(envelope)?),
@@ -76,7 +78,7 @@ fn decode(envelope: &Envelope) -> Result<Option<Event>, ApplyError> {
         Kind::Captured => Event::Captured(payload(envelope)?),
         Kind::Failed => Event::Failed(payload(envelope)?),
         Kind::Refunded => Event::Refunded(payload(envelope)?),
-    }))
+    })
 }
 
 /// When the event happened by the envelope; stands in for missing payload timestamps.
@@ -166,18 +168,15 @@ async fn apply_payment(
 impl Projection for OrderProjector {
     /// The order the event was about, whose cache entry and watchers are refreshed once the
     /// event is committed.
-    type Touched = Option<Uuid>;
+    type Touched = Uuid;
 
     async fn apply(
         &self,
         conn: &mut AsyncPgConnection,
         envelope: &Envelope,
-    ) -> Result<Option<Uuid>, ApplyError> {
-        let Some(event) = decode(envelope)? else {
-            return Ok(None);
-        };
+    ) -> Result<Uuid, ApplyError> {
         let at = occurred(envelope);
-        let order_id = match event {
+        let order_id = match decode(envelope)? {
             Event::Placed(e) => apply_order(conn, OrderSnapshot::placed(&e, at)).await?,
             Event::Confirmed(e) => apply_order(conn, OrderSnapshot::confirmed(&e, at)).await?,
             Event::Cancelled(e) => apply_order(conn, OrderSnapshot::cancelled(&e, at)).await?,
@@ -192,13 +191,10 @@ impl Projection for OrderProjector {
                 apply_payment(conn, &e.payment_id, &e.order_id, at, |s| s.refunded(&e)).await?
             }
         };
-        Ok(Some(order_id))
+        Ok(order_id)
     }
 
-    async fn committed(&self, _envelope: &Envelope, touched: Option<Uuid>) {
-        let Some(order_id) = touched else {
-            return;
-        };
+    async fn committed(&self, _envelope: &Envelope, order_id: Uuid) {
         // The order and payment streams are consumed concurrently: reading and publishing
         // under one lock keeps the cache and the feed from getting an older state last.
         let _serial = self.feed.serialize().await;
@@ -250,7 +246,7 @@ mod tests {
             ..Default::default()
         };
         let named = match decode(&envelope) {
-            Ok(Some(Event::Captured(e))) => Some(e.order_id),
+            Ok(Event::Captured(e)) => Some(e.order_id),
             _ => None,
         };
         assert_eq!(named, Some(order_id.to_string()));
@@ -259,5 +255,25 @@ mod tests {
             ..envelope
         };
         assert!(decode(&garbage).is_err());
+    }
+
+    #[test]
+    fn an_event_of_an_unknown_kind_is_an_error_not_a_refund() {
+        let refund = PaymentRefunded {
+            order_id: Uuid::now_v7().to_string(),
+            payment_id: "pay-1".into(),
+            fully_refunded: true,
+            ..Default::default()
+        };
+        let envelope = Envelope {
+            r#type: "mercato.payment.v1.PaymentDisputed".into(),
+            payload: prost::Message::encode_to_vec(&refund),
+            ..Default::default()
+        };
+        let err = match decode(&envelope) {
+            Err(err) => err.to_string(),
+            Ok(_) => String::from("decoded"),
+        };
+        assert!(err.contains("mercato.payment.v1.PaymentDisputed"), "{err}");
     }
 }

@@ -38,15 +38,15 @@ impl Status {
         }
     }
 
-    /// From the column value; unknown values read as pending (the CHECK constraint rules
-    /// them out).
-    pub fn parse(raw: &str) -> Self {
-        match raw {
+    /// From the column value.
+    pub fn parse(raw: &str) -> Result<Self, UnknownValue> {
+        Ok(match raw {
+            "pending" => Self::Pending,
             "confirmed" => Self::Confirmed,
             "cancelled" => Self::Cancelled,
             "shipped" => Self::Shipped,
-            _ => Self::Pending,
-        }
+            _ => return Err(UnknownValue::Status(raw.to_owned())),
+        })
     }
 
     /// The proto enum.
@@ -92,15 +92,47 @@ impl Step {
     }
 
     /// From the column value.
-    pub fn parse(raw: &str) -> Self {
-        match raw {
+    pub fn parse(raw: &str) -> Result<Self, UnknownValue> {
+        Ok(match raw {
             "reserve" => Self::Reserve,
             "redeem" => Self::Redeem,
             "charge" => Self::Charge,
             "commit" => Self::Commit,
             "compensate" => Self::Compensate,
-            _ => Self::Done,
-        }
+            "done" => Self::Done,
+            _ => return Err(UnknownValue::Step(raw.to_owned())),
+        })
+    }
+}
+
+/// A stored status or saga step that names none. The table's CHECK constraints rule such
+/// values out, so one is an error to report, never a value to guess: an unknown step read
+/// as `Done` would silently stop a saga.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownValue {
+    /// The `status` column.
+    #[error("unknown order status {0:?}")]
+    Status(String),
+    /// The `saga_step` column.
+    #[error("unknown saga step {0:?}")]
+    Step(String),
+}
+
+/// Read from the `status` column.
+impl TryFrom<String> for Status {
+    type Error = UnknownValue;
+
+    fn try_from(raw: String) -> Result<Self, UnknownValue> {
+        Self::parse(&raw)
+    }
+}
+
+/// Read from the `saga_step` column.
+impl TryFrom<String> for Step {
+    type Error = UnknownValue;
+
+    fn try_from(raw: String) -> Result<Self, UnknownValue> {
+        Self::parse(&raw)
     }
 }
 
@@ -355,9 +387,6 @@ pub enum PricingError {
         /// Index of the item.
         index: usize,
     },
-    /// Products of several currencies in one order.
-    #[error("products have different currencies")]
-    MixedCurrencies,
     /// The total does not fit the ledger's range.
     #[error("the order total is too large")]
     TooLarge,
@@ -576,6 +605,45 @@ mod tests {
                 quantity: *quantity,
             })
             .collect()
+    }
+
+    #[test]
+    fn every_step_and_status_reads_back_from_its_column_value() {
+        for step in [
+            Step::Reserve,
+            Step::Redeem,
+            Step::Charge,
+            Step::Commit,
+            Step::Compensate,
+            Step::Done,
+        ] {
+            assert_eq!(Step::parse(step.as_str()), Ok(step));
+        }
+        for status in [
+            Status::Pending,
+            Status::Confirmed,
+            Status::Cancelled,
+            Status::Shipped,
+        ] {
+            assert_eq!(Status::parse(status.as_str()), Ok(status));
+        }
+    }
+
+    #[test]
+    fn an_unknown_step_is_an_error_not_done() {
+        assert_eq!(
+            Step::parse("paused"),
+            Err(UnknownValue::Step("paused".into()))
+        );
+        assert_eq!(Step::parse(""), Err(UnknownValue::Step(String::new())));
+        assert_eq!(
+            Step::try_from("DONE".to_owned()),
+            Err(UnknownValue::Step("DONE".into()))
+        );
+        assert_eq!(
+            Status::parse("refunded"),
+            Err(UnknownValue::Status("refunded".into()))
+        );
     }
 
     #[test]

@@ -49,11 +49,17 @@ pub async fn sweep(db: &DbPool, saga: &Saga) -> Result<usize, String> {
             let (db, saga) = (db.clone(), saga.clone());
             async move {
             let mut conn = db.get().await.ok()?;
-            let order = store::take_lease(&mut conn, id, saga.lease_until())
-                .await
-                .ok()??;
+            let order = match store::take_lease(&mut conn, id, saga.lease_until()).await {
+                Ok(taken) => taken?,
+                // Said, not skipped: a row that cannot be read (an unknown step or status)
+                // would otherwise be retried unseen after every lease.
+                Err(err) => {
+                    tracing::warn!(order_id = %id, error = %err, "saga lease not taken");
+                    return None;
+                }
+            };
             drop(conn);
-            tracing::info!(order_id = %id, step = %order.order.saga_step, "resuming saga");
+            tracing::info!(order_id = %id, step = order.order.step().as_str(), "resuming saga");
             if let Err(status) = saga.drive(order, None).await {
                 tracing::warn!(order_id = %id, error = %status.message(), "resumed saga stopped");
             }

@@ -18,7 +18,9 @@ pub struct OrderRow {
     pub user_id: String,
     pub idempotency_key: String,
     pub request_hash: String,
-    pub status: String,
+    /// Parsed when read: a value that names no status fails the read.
+    #[diesel(deserialize_as = String)]
+    pub status: Status,
     pub currency: String,
     pub subtotal_nanos: i64,
     pub discount_nanos: i64,
@@ -34,7 +36,10 @@ pub struct OrderRow {
     pub cancelled_by: String,
     pub tracking_number: String,
     pub version: i64,
-    pub saga_step: String,
+    /// Parsed when read: a value that names no step fails the read (never a saga taken
+    /// for done).
+    #[diesel(deserialize_as = String)]
+    pub saga_step: Step,
     pub saga_lease_until: Option<DateTime<Utc>>,
     pub saga_attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -42,14 +47,14 @@ pub struct OrderRow {
 }
 
 impl OrderRow {
-    /// The status column, typed.
+    /// Where the order stands.
     pub fn status(&self) -> Status {
-        Status::parse(&self.status)
+        self.status
     }
 
-    /// The saga step column, typed.
+    /// The saga's next step.
     pub fn step(&self) -> Step {
-        Step::parse(&self.saga_step)
+        self.saga_step
     }
 
     /// What the customer pays.

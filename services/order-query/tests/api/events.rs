@@ -312,3 +312,74 @@ async fn an_order_told_by_snapshots_alone_reads_as_one_told_by_the_old_fields() 
         told_old
     );
 }
+
+#[tokio::test]
+async fn an_event_of_an_unknown_kind_is_dead_lettered_not_applied_as_a_refund() {
+    let svc = TestOrderQuery::start().await;
+    let (user, _) = svc.identity.customer().await;
+    let id = new_id();
+    let payment_id = new_id();
+    let p = placed(&id, &user, now());
+    svc.publish(&id, &p).await;
+    svc.publish(&id, &confirmed(&p, &payment_id)).await;
+    let capture = PaymentCaptured {
+        payment_id: payment_id.clone(),
+        order_id: id.clone(),
+        user_id: user.clone(),
+        amount: Some(eur(2750)),
+        card: None,
+        capture_time: None,
+    };
+    svc.publish(&payment_id, &capture).await;
+    svc.wait_for(&id, |o| {
+        o.payment
+            .as_ref()
+            .is_some_and(|p| p.status == PaymentStatus::Captured as i32)
+    })
+    .await;
+
+    // A payment event of a type order-query does not know, whose payload happens to read as
+    // a full refund of the payment.
+    let unknown = Envelope {
+        id: new_id(),
+        r#type: "mercato.payment.v1.PaymentDisputed".into(),
+        source: "payment".into(),
+        subject: payment_id.clone(),
+        payload: PaymentRefunded {
+            payment_id: payment_id.clone(),
+            order_id: id.clone(),
+            user_id: user.clone(),
+            refund_id: new_id(),
+            amount: Some(eur(2750)),
+            refunded_amount: Some(eur(2750)),
+            fully_refunded: true,
+            reason: "disputed".into(),
+            refund_time: None,
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    };
+    mercato_testkit::publish_raw(
+        &jetstream().await,
+        &format!("{}.payment.v1.payment_disputed", svc.namespace()),
+        &new_id(),
+        unknown.encode_to_vec(),
+    )
+    .await;
+
+    let dead = mercato_testkit::read_dlq(svc.namespace(), SERVICE, 1).await;
+    let reason = dead[0]
+        .0
+        .get("Mercato-Dlq-Reason")
+        .expect("reason header")
+        .to_string();
+    assert!(
+        reason.contains("mercato.payment.v1.PaymentDisputed"),
+        "{reason}"
+    );
+    assert_eq!(dead[0].1, unknown.encode_to_vec());
+    let order = svc.get(&svc.admin, &id).await.unwrap();
+    let payment = order.payment.unwrap();
+    assert_eq!(payment.status, PaymentStatus::Captured as i32);
+    assert_eq!(payment.refunded_amount, Some(eur(0)));
+}

@@ -154,9 +154,6 @@ fn pricing_status(err: PricingError) -> Status {
         PricingError::UnitPriceTooLarge { index } => {
             error::invalid_argument(format!("items[{index}].product_id"), "price too large")
         }
-        PricingError::MixedCurrencies => {
-            error::invalid_argument("items", "products have different currencies")
-        }
         PricingError::TooLarge => error::invalid_argument("items", "the order total is too large"),
         err @ PricingError::CatalogPrice { .. } => error::internal(err),
     }
