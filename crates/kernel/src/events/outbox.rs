@@ -321,7 +321,7 @@ pub enum RelayError {
     },
 }
 
-/// Number of events not yet published (for tests and the admin port).
+/// Number of events not yet published; tests read it to see what the relay has left.
 pub async fn pending(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     outbox::table
         .filter(outbox::published_at.is_null())
