@@ -321,17 +321,9 @@ impl PaymentState {
     }
 }
 
-/// An order id from a request: required, a UUID.
+/// An order id from a request: required, a UUID (the kernel's rule).
 pub fn parse_order_id(field: &str, raw: &str) -> Result<Uuid, FieldViolations> {
-    let mut v = FieldViolations::new();
-    if raw.is_empty() {
-        v.add(field, "is required");
-    } else if let Ok(id) = Uuid::parse_str(raw) {
-        return Ok(id);
-    } else {
-        v.add(field, "must be a UUID");
-    }
-    Err(v)
+    mercato_kernel::validate::parse_uuid(field, raw)
 }
 
 /// A ListOrders status filter: UNSPECIFIED (any) or a known status.

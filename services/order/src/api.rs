@@ -10,10 +10,10 @@ use mercato_kernel::auth::Principal;
 use mercato_kernel::db::{DbConn, DbPool};
 use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::events::outbox::{self, OutboxNotifier};
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use crate::domain::{NewOrder, Status as OrderState, Step};
+use crate::domain::{self, NewOrder, Status as OrderState, Step};
 use crate::messages;
 use crate::saga::{PeerClients, Saga};
 use crate::store::{self, StoredOrder, Transition};
@@ -119,8 +119,7 @@ impl OrderApi {
     }
 
     async fn load_owned(&self, id: &str, principal: &Principal) -> Result<StoredOrder, Status> {
-        let uuid = Uuid::parse_str(id)
-            .map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
+        let uuid = validate::parse_uuid("id", id).map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let order = store::find(&mut conn, uuid)
             .await
@@ -144,8 +143,7 @@ impl OrderService for OrderApi {
                 "orders are placed with the buyer's token, not a service token",
             ));
         }
-        let order = NewOrder::parse(request.into_inner(), Utc::now())
-            .map_err(FieldViolations::into_status)?;
+        let order = NewOrder::parse(request.into_inner()).map_err(FieldViolations::into_status)?;
         let user_id = principal.subject.as_str();
         let settled = match self.find_by_key(user_id, &order).await? {
             Some(existing) => self.existing(existing, &order).await?,
@@ -162,12 +160,7 @@ impl OrderService for OrderApi {
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
         let req = request.into_inner();
-        if req.reason.chars().count() > 500 {
-            return Err(error::invalid_argument(
-                "reason",
-                "must be at most 500 characters",
-            ));
-        }
+        domain::parse_cancel_reason(&req.reason).map_err(FieldViolations::into_status)?;
         let order = self.load_owned(&req.id, &principal).await?;
         match (order.order.status(), order.order.step()) {
             (OrderState::Cancelled, _) => {
@@ -292,8 +285,7 @@ impl OrderService for OrderApi {
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::GetOrderResponse>, Status> {
         let id = request.into_inner().id;
-        let uuid = Uuid::parse_str(&id)
-            .map_err(|_| error::invalid_argument("id", "must be an order id (UUID)"))?;
+        let uuid = validate::parse_uuid("id", &id).map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let order = store::find(&mut conn, uuid)
             .await

@@ -7,12 +7,12 @@ use mercato::pb::order::v1 as pb;
 use mercato::pb::payment::v1::Card;
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
+use mercato_kernel::validate::{self, IDEMPOTENCY_KEY, MAX_LINE_QUANTITY, MAX_ORDER_LINES, Text};
 use sha2::{Digest as _, Sha256};
 
-/// Most lines an order may have.
-pub const MAX_LINES: usize = 50;
-/// Most units of one product per order.
-pub const MAX_QUANTITY: i32 = 99;
+/// Longest cancellation reason, in characters: the longest refund reason the payment service
+/// takes, as the reason is passed on to the refund.
+pub const MAX_CANCEL_REASON_CHARS: usize = 500;
 
 /// Where an order stands (the `status` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +139,8 @@ impl TryFrom<String> for Step {
 /// One requested line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// Catalog product id (a UUID).
+    /// Catalog product id: a UUID in canonical form (lower-case, hyphenated), however the
+    /// client spelled it.
     pub product_id: String,
     /// Units, 1..=99.
     pub quantity: i32,
@@ -160,143 +161,92 @@ pub struct NewOrder {
     pub idempotency_key: String,
 }
 
-fn check_len(violations: &mut FieldViolations, field: &str, value: &str, min: usize, max: usize) {
-    let len = value.chars().count();
-    if len < min {
-        violations.add(field, "is required");
-    } else if len > max {
-        violations.add(field, format!("must be at most {max} characters"));
-    }
-}
-
-/// Checks a shipping address; `prefix` is the field path of the address.
-pub fn validate_address(address: &pb::ShippingAddress, prefix: &str) -> FieldViolations {
-    let mut v = FieldViolations::new();
-    check_len(
-        &mut v,
-        &format!("{prefix}.name"),
-        address.name.trim(),
-        1,
-        100,
-    );
-    check_len(
-        &mut v,
-        &format!("{prefix}.line1"),
-        address.line1.trim(),
-        1,
-        200,
-    );
-    check_len(&mut v, &format!("{prefix}.line2"), &address.line2, 0, 200);
-    check_len(
-        &mut v,
-        &format!("{prefix}.city"),
-        address.city.trim(),
-        1,
-        100,
-    );
-    check_len(
-        &mut v,
-        &format!("{prefix}.postal_code"),
-        address.postal_code.trim(),
-        1,
-        20,
-    );
-    if !(address.country.len() == 2 && address.country.bytes().all(|b| b.is_ascii_uppercase())) {
-        v.add(
-            format!("{prefix}.country"),
-            "must be a two-letter upper-case ISO 3166-1 code, e.g. DE",
-        );
-    }
-    v
-}
-
-/// Checks the items of an order (PlaceOrder's `items`, or a basket's lines).
-pub fn validate_items(items: &[pb::OrderItem]) -> FieldViolations {
-    let mut v = FieldViolations::new();
+/// The items of a PlaceOrder request, each product once, or the violations they add to `v`.
+fn parse_items(v: &mut FieldViolations, items: &[pb::OrderItem]) -> Vec<Item> {
     if items.is_empty() {
         v.add("items", "must contain at least one item");
-    } else if items.len() > MAX_LINES {
-        v.add("items", format!("must contain at most {MAX_LINES} items"));
+    } else if items.len() > MAX_ORDER_LINES {
+        v.add(
+            "items",
+            format!("must contain at most {MAX_ORDER_LINES} items"),
+        );
     }
     let mut seen = HashSet::new();
+    let mut parsed = Vec::with_capacity(items.len().min(MAX_ORDER_LINES));
     for (i, item) in items.iter().enumerate() {
-        if uuid::Uuid::parse_str(&item.product_id).is_err() {
+        let field = format!("items[{i}].product_id");
+        let id = validate::uuid(v, &field, &item.product_id);
+        if let Some(id) = id
+            && !seen.insert(id)
+        {
             v.add(
-                format!("items[{i}].product_id"),
-                "must be a product id (UUID)",
-            );
-        } else if !seen.insert(item.product_id.to_ascii_lowercase()) {
-            v.add(
-                format!("items[{i}].product_id"),
+                field,
                 "appears more than once; use one item with the total quantity",
             );
         }
-        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+        if !(1..=MAX_LINE_QUANTITY).contains(&item.quantity) {
             v.add(
                 format!("items[{i}].quantity"),
-                format!("must be between 1 and {MAX_QUANTITY}"),
+                format!("must be between 1 and {MAX_LINE_QUANTITY}"),
             );
         }
+        if let Some(id) = id {
+            parsed.push(Item {
+                product_id: id.to_string(),
+                quantity: item.quantity,
+            });
+        }
     }
-    v
+    parsed
 }
 
-/// A coupon code as the discount service stores it, or a violation.
-pub fn normalize_coupon(raw: &str) -> Result<Option<String>, &'static str> {
-    let code = raw.trim();
-    if code.is_empty() {
-        return Ok(None);
+/// Checks a CancelOrder `reason`: optional text of up to [`MAX_CANCEL_REASON_CHARS`]
+/// characters, on several lines. The payment service refunds with this reason under the same
+/// rule, so a reason accepted here can never be refused there (a compensation that would
+/// retry forever).
+pub fn parse_cancel_reason(raw: &str) -> Result<(), FieldViolations> {
+    let mut v = FieldViolations::new();
+    if validate::text(
+        &mut v,
+        "reason",
+        raw,
+        Text::multi_line(MAX_CANCEL_REASON_CHARS),
+    ) {
+        Ok(())
+    } else {
+        Err(v)
     }
-    if code.len() > 32
-        || !code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err("must be up to 32 letters, digits, '-' or '_'");
-    }
-    Ok(Some(code.to_ascii_uppercase()))
 }
 
 impl NewOrder {
     /// Validates a PlaceOrder request, collecting every violation.
-    pub fn parse(
-        request: pb::PlaceOrderRequest,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Self, FieldViolations> {
-        let mut v = validate_items(&request.items);
-        let coupon_code = normalize_coupon(&request.coupon_code).unwrap_or_else(|e| {
-            v.add("coupon_code", e);
-            None
-        });
-        match &request.card {
-            Some(card) => v.extend_prefixed("card.", payment::card::validate_card(card, now)),
-            None => v.add("card", "is required"),
+    pub fn parse(request: pb::PlaceOrderRequest) -> Result<Self, FieldViolations> {
+        let mut v = FieldViolations::new();
+        let items = parse_items(&mut v, &request.items);
+        let coupon_code =
+            validate::optional_coupon_code(&mut v, "coupon_code", &request.coupon_code);
+        validate::card(&mut v, "card", request.card.as_ref());
+        validate::address(
+            &mut v,
+            "shipping_address",
+            request.shipping_address.as_ref(),
+        );
+        validate::text(
+            &mut v,
+            "idempotency_key",
+            &request.idempotency_key,
+            IDEMPOTENCY_KEY,
+        );
+        match (request.card, request.shipping_address) {
+            (Some(card), Some(address)) if v.is_empty() => Ok(Self {
+                items,
+                coupon_code: coupon_code.map(validate::CouponCode::into_string),
+                address,
+                card,
+                idempotency_key: request.idempotency_key,
+            }),
+            _ => Err(v),
         }
-        match &request.shipping_address {
-            Some(address) => v.extend_prefixed("", validate_address(address, "shipping_address")),
-            None => v.add("shipping_address", "is required"),
-        }
-        check_len(&mut v, "idempotency_key", &request.idempotency_key, 1, 128);
-        if !v.is_empty() {
-            return Err(v);
-        }
-        let (Some(card), Some(address)) = (request.card, request.shipping_address) else {
-            return Err(v);
-        };
-        Ok(Self {
-            items: request
-                .items
-                .into_iter()
-                .map(|i| Item {
-                    product_id: i.product_id.to_ascii_lowercase(),
-                    quantity: i.quantity,
-                })
-                .collect(),
-            coupon_code,
-            address,
-            card,
-            idempotency_key: request.idempotency_key,
-        })
     }
 
     /// Fingerprint of what was asked for (not of the card), to recognise a reused key.
@@ -513,7 +463,7 @@ mod tests {
 
     #[test]
     fn a_valid_request_parses_and_normalizes() {
-        let order = NewOrder::parse(request(vec![(P1, 2), (P2, 1)]), chrono::Utc::now()).unwrap();
+        let order = NewOrder::parse(request(vec![(P1, 2), (P2, 1)])).unwrap();
         assert_eq!(order.coupon_code.as_deref(), Some("SPRING-10"));
         assert_eq!(order.items.len(), 2);
     }
@@ -531,7 +481,7 @@ mod tests {
             ..address()
         });
         req.idempotency_key = String::new();
-        let fields: Vec<String> = NewOrder::parse(req, chrono::Utc::now())
+        let fields: Vec<String> = NewOrder::parse(req)
             .unwrap_err()
             .into_status()
             .message()
@@ -555,14 +505,14 @@ mod tests {
 
     #[test]
     fn the_fingerprint_ignores_the_card_but_not_the_content() {
-        let a = NewOrder::parse(request(vec![(P1, 2)]), chrono::Utc::now()).unwrap();
+        let a = NewOrder::parse(request(vec![(P1, 2)])).unwrap();
         let mut other_card = request(vec![(P1, 2)]);
         other_card.card = Some(Card {
             cvc: "999".into(),
             ..card()
         });
-        let b = NewOrder::parse(other_card, chrono::Utc::now()).unwrap();
-        let c = NewOrder::parse(request(vec![(P1, 3)]), chrono::Utc::now()).unwrap();
+        let b = NewOrder::parse(other_card).unwrap();
+        let c = NewOrder::parse(request(vec![(P1, 3)])).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
     }

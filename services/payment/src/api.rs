@@ -9,6 +9,7 @@ use mercato_kernel::db::{DbConn, DbPool};
 use mercato_kernel::error::{self, FieldViolations};
 use mercato_kernel::events::outbox::OutboxNotifier;
 use mercato_kernel::time::to_timestamp;
+use mercato_kernel::validate;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{self, Charge, RefundRefusal, RefundRequest};
@@ -245,11 +246,7 @@ impl PaymentService for PaymentApi {
         request: Request<pb::GetPaymentRequest>,
     ) -> Result<Response<pb::GetPaymentResponse>, Status> {
         let raw = &request.get_ref().id;
-        let mut v = FieldViolations::new();
-        let id = domain::parse_id(&mut v, "id", raw);
-        let Some(id) = id else {
-            return Err(v.into_status());
-        };
+        let id = validate::parse_uuid("id", raw).map_err(FieldViolations::into_status)?;
         let mut conn = self.conn().await?;
         let row = store::payment(&mut conn, id, false)
             .await

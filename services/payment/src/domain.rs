@@ -9,6 +9,7 @@ use mercato::pb::payment::v1 as pb;
 use mercato::pb::payment::v1::{CardBrand, PaymentFailureReason};
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
+use mercato_kernel::validate::{self, IDEMPOTENCY_KEY, Text};
 use uuid::Uuid;
 
 use crate::card;
@@ -22,8 +23,6 @@ pub use refund::{Balance, HumanAmount, RefundPlan, RefundRefusal, plan_refund};
 pub const MAX_ORDER_ID_CHARS: usize = 64;
 /// Longest `user_id`.
 pub const MAX_USER_ID_CHARS: usize = 128;
-/// Longest idempotency key, of a charge or a refund.
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 /// Longest refund `reason`.
 pub const MAX_REASON_CHARS: usize = 500;
 /// Largest charge, in whole currency units. Amounts are stored as nano-units in a BIGINT,
@@ -162,28 +161,12 @@ pub struct Charge {
     pub user_id: String,
     /// Positive amount.
     pub amount: Amount,
-    /// Caller's key, 1 to 128 characters.
+    /// Caller's key ([`IDEMPOTENCY_KEY`]).
     pub idempotency_key: String,
     /// Brand and last four.
     pub card: CardSummary,
     /// The provider's answer.
     pub decision: Decision,
-}
-
-fn check_text(v: &mut FieldViolations, field: &str, text: &str, min: usize, max: usize) {
-    let len = text.chars().count();
-    if len < min || len > max {
-        if min > 0 {
-            v.add(field, format!("must be {min} to {max} characters"));
-        } else {
-            v.add(field, format!("must be at most {max} characters"));
-        }
-    } else if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        v.add(field, "must not contain control characters");
-    }
 }
 
 fn parse_amount(
@@ -208,8 +191,18 @@ impl Charge {
     /// Validates every field of `req` (all violations at once), then asks the provider.
     pub fn parse(req: &pb::ChargeRequest, now: DateTime<Utc>) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::new();
-        check_text(&mut v, "order_id", &req.order_id, 1, MAX_ORDER_ID_CHARS);
-        check_text(&mut v, "user_id", &req.user_id, 1, MAX_USER_ID_CHARS);
+        validate::text(
+            &mut v,
+            "order_id",
+            &req.order_id,
+            Text::one_line(MAX_ORDER_ID_CHARS),
+        );
+        validate::text(
+            &mut v,
+            "user_id",
+            &req.user_id,
+            Text::one_line(MAX_USER_ID_CHARS),
+        );
         let amount = match &req.amount {
             None => {
                 v.add("amount", "is required");
@@ -217,39 +210,24 @@ impl Charge {
             }
             Some(money) => parse_amount(&mut v, "amount", money),
         };
-        check_text(
+        validate::text(
             &mut v,
             "idempotency_key",
             &req.idempotency_key,
-            1,
-            MAX_IDEMPOTENCY_KEY_CHARS,
+            IDEMPOTENCY_KEY,
         );
-        let number = match &req.card {
-            None => {
-                v.add("card", "is required");
-                None
-            }
-            Some(c) => {
-                let card_violations = card::validate_card(c, now);
-                let valid = card_violations.is_empty();
-                v.extend_prefixed("card.", card_violations);
-                valid
-                    .then(|| card::normalized_number(&c.number))
-                    .flatten()
-                    .map(|n| (n, c))
-            }
-        };
-        match (amount, number) {
-            (Some(amount), Some((number, card))) if v.is_empty() => Ok(Self {
+        let number = validate::card(&mut v, "card", req.card.as_ref());
+        match (amount, number, &req.card) {
+            (Some(amount), Some(number), Some(card)) if v.is_empty() => Ok(Self {
                 order_id: req.order_id.clone(),
                 user_id: req.user_id.clone(),
                 amount,
                 idempotency_key: req.idempotency_key.clone(),
                 card: CardSummary {
-                    brand: card::brand(&number),
-                    last4: card::last4(&number),
+                    brand: card::brand(number.as_str()),
+                    last4: card::last4(number.as_str()),
                 },
-                decision: provider::charge(&number, card, now),
+                decision: provider::charge(number.as_str(), card, now),
             }),
             _ => Err(v),
         }
@@ -273,18 +251,22 @@ impl RefundRequest {
     /// Validates every field of `req`.
     pub fn parse(req: &pb::RefundRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::new();
-        let payment_id = parse_id(&mut v, "id", &req.id);
+        let payment_id = validate::uuid(&mut v, "id", &req.id);
         let amount = req
             .amount
             .as_ref()
             .map(|money| parse_amount(&mut v, "amount", money));
-        check_text(&mut v, "reason", &req.reason, 0, MAX_REASON_CHARS);
-        check_text(
+        validate::text(
+            &mut v,
+            "reason",
+            &req.reason,
+            Text::multi_line(MAX_REASON_CHARS),
+        );
+        validate::text(
             &mut v,
             "idempotency_key",
             &req.idempotency_key,
-            0,
-            MAX_IDEMPOTENCY_KEY_CHARS,
+            IDEMPOTENCY_KEY.optional(),
         );
         match payment_id {
             Some(payment_id) if v.is_empty() => Ok(Self {
@@ -299,26 +281,10 @@ impl RefundRequest {
     }
 }
 
-/// Parses a required UUID field, recording a violation when it is missing or malformed.
-pub fn parse_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<Uuid> {
-    if raw.is_empty() {
-        v.add(field, "is required");
-        return None;
-    }
-    match Uuid::parse_str(raw) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            v.add(field, "must be a UUID");
-            None
-        }
-    }
-}
-
 /// Validates a LookupCharge key.
 pub fn parse_lookup_key(raw: &str) -> Result<String, FieldViolations> {
     let mut v = FieldViolations::new();
-    check_text(&mut v, "idempotency_key", raw, 1, MAX_IDEMPOTENCY_KEY_CHARS);
-    if v.is_empty() {
+    if validate::text(&mut v, "idempotency_key", raw, IDEMPOTENCY_KEY) {
         Ok(raw.to_owned())
     } else {
         Err(v)

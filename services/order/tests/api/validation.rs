@@ -1,11 +1,12 @@
 use mercato::pb::order::v1::{
-    CancelOrderRequest, GetOrderRequest, ShipOrderRequest, ShippingAddress,
+    CancelOrderRequest, GetOrderRequest, OrderStatus, ShipOrderRequest, ShippingAddress,
 };
+use mercato::pb::payment::v1::PaymentStatus;
 use mercato_testkit::shop::{CARD_OK, TestShop, order_request};
 use mercato_testkit::{assert_code, authed, violated_fields};
 use tonic::Code;
 
-use crate::place;
+use crate::{payment, place};
 
 #[tokio::test]
 async fn bad_orders_are_refused_with_every_field_named() {
@@ -170,4 +171,81 @@ async fn who_may_do_what() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["tracking_number"]);
+}
+
+#[tokio::test]
+async fn the_shared_rules_apply_to_coupon_codes_keys_and_ids() {
+    let shop = TestShop::start().await;
+    let lamp = shop.product("Lamp", 1000, 5).await;
+    let (_, token) = shop.identity.customer().await;
+
+    // A code shorter than any the discount service creates is refused where it is typed.
+    let mut request = order_request(&[(&lamp.id, 1)], CARD_OK, "short-code");
+    request.coupon_code = "ab".into();
+    let status = assert_code(place(&shop, &token, request).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["coupon_code"]);
+
+    // An idempotency key is one line, as the basket and the payment service take it.
+    let request = order_request(&[(&lamp.id, 1)], CARD_OK, "two\nlines");
+    let status = assert_code(place(&shop, &token, request).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["idempotency_key"]);
+
+    // The same product spelled twice is one product.
+    let simple = lamp.id.replace('-', "").to_ascii_uppercase();
+    let request = order_request(&[(&lamp.id, 1), (&simple, 1)], CARD_OK, "twice");
+    let status = assert_code(place(&shop, &token, request).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["items[1].product_id"]);
+    assert_eq!(shop.stock(&lamp.id).await.available, 5, "nothing reserved");
+
+    // Any spelling of a product id orders that product, under its canonical id.
+    let order = place(
+        &shop,
+        &token,
+        order_request(&[(&simple, 2)], CARD_OK, "simple-id"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(order.lines[0].product_id, lamp.id);
+    assert_eq!(shop.stock(&lamp.id).await.on_hand, 3);
+}
+
+#[tokio::test]
+async fn a_cancellation_reason_the_refund_would_refuse_is_refused_first() {
+    let shop = TestShop::start().await;
+    let lamp = shop.product("Lamp", 1000, 5).await;
+    let (_, token) = shop.identity.customer().await;
+    let order = place(
+        &shop,
+        &token,
+        order_request(&[(&lamp.id, 1)], CARD_OK, "reason"),
+    )
+    .await
+    .unwrap();
+    let cancel = |reason: &str| CancelOrderRequest {
+        id: order.id.clone(),
+        reason: reason.into(),
+    };
+    for reason in ["bell\u{7}", "carriage\rreturn", &"x".repeat(501)] {
+        let status = assert_code(
+            shop.orders()
+                .await
+                .cancel_order(authed(cancel(reason), &token))
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), ["reason"], "{reason:?}");
+    }
+    let cancelled = shop
+        .orders()
+        .await
+        .cancel_order(authed(cancel("changed my mind\nsorry"), &token))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(cancelled.status(), OrderStatus::Cancelled);
+    assert_eq!(cancelled.cancellation_reason, "changed my mind\nsorry");
+    let refunded = payment(&shop, &order.payment_id).await;
+    assert_eq!(refunded.status(), PaymentStatus::Refunded, "{refunded:?}");
 }
