@@ -62,6 +62,15 @@ mod tests {
     use super::*;
     use crate::validate::tests::{described, fields};
 
+    /// Every field of an address but its country, in the order they are checked.
+    const TEXT_FIELDS: [&str; 5] = [
+        "shipping_address.name",
+        "shipping_address.line1",
+        "shipping_address.line2",
+        "shipping_address.city",
+        "shipping_address.postal_code",
+    ];
+
     fn london() -> ShippingAddress {
         ShippingAddress {
             name: "Ada Lovelace".into(),
@@ -141,16 +150,7 @@ mod tests {
             postal_code: "p".repeat(MAX_POSTAL_CODE_CHARS + 1),
             country: "DE".into(),
         };
-        assert_eq!(
-            checked(&longer),
-            [
-                "shipping_address.name",
-                "shipping_address.line1",
-                "shipping_address.line2",
-                "shipping_address.city",
-                "shipping_address.postal_code",
-            ]
-        );
+        assert_eq!(checked(&longer), TEXT_FIELDS);
     }
 
     #[test]
@@ -163,16 +163,7 @@ mod tests {
             postal_code: "N1\u{7}9GU".into(),
             ..london()
         };
-        assert_eq!(
-            checked(&broken),
-            [
-                "shipping_address.name",
-                "shipping_address.line1",
-                "shipping_address.line2",
-                "shipping_address.city",
-                "shipping_address.postal_code",
-            ]
-        );
+        assert_eq!(checked(&broken), TEXT_FIELDS);
     }
 
     #[test]
