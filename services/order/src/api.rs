@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::{self, NewOrder, Status as OrderState, Step};
 use crate::messages;
-use crate::saga::{PeerClients, Saga};
+use crate::saga::Saga;
 use crate::store::{self, StoredOrder, Transition};
 
 /// How often a retried PlaceOrder looks whether the original attempt has finished.
@@ -32,9 +32,8 @@ pub struct OrderApi {
 }
 
 impl OrderApi {
-    /// The service over its pool and saga runner. `_peers` is no longer used (the saga calls
-    /// the peers, pricing included); it goes once `lib.rs` stops passing it.
-    pub fn new(db: DbPool, _peers: PeerClients, saga: Saga, outbox: OutboxNotifier) -> Self {
+    /// The service over its pool and saga runner (the saga calls the peers, pricing included).
+    pub fn new(db: DbPool, saga: Saga, outbox: OutboxNotifier) -> Self {
         Self { db, saga, outbox }
     }
 

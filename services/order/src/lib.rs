@@ -53,7 +53,7 @@ pub async fn start(
     let (mut host, db) = ServiceHost::new(config).with_database(MIGRATIONS).await?;
     let outbox = host.with_event_relay("order").await?;
     let peers = saga::PeerClients::new(&Peers::new(&host.config().peers)?)?;
-    let saga = saga::Saga::new(db.clone(), peers.clone(), outbox.clone(), settings.lease);
+    let saga = saga::Saga::new(db.clone(), peers, outbox.clone(), settings.lease);
     recovery::spawn(
         db.clone(),
         saga.clone(),
@@ -61,7 +61,7 @@ pub async fn start(
         host.started(),
         host.shutdown_signal(),
     );
-    let api = api::OrderApi::new(db, peers, saga, outbox);
+    let api = api::OrderApi::new(db, saga, outbox);
     let max = host.config().server.max_message_bytes;
     let services = Services::new().add_service(
         OrderServiceServer::new(api)
