@@ -371,9 +371,8 @@ impl ServiceHost<Database> {
                 "rebuild_projection needs with_event_consumer first",
             ));
         };
-        tokio::select! {
-            () = self.database.migrated.opened() => {}
-            () = self.signal.clone().requested() => return Ok(()),
+        if !self.database.migrated.opened_before(&self.signal).await {
+            return Ok(());
         }
         crate::events::consumer::rebuild(nats, &self.database.pool, config, projector.as_ref())
             .await

@@ -57,6 +57,17 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Waits until the step is done or `shutdown` is requested, whichever comes first; true
+    /// when the step is done (the caller goes on), false when the service is stopping.
+    pub async fn opened_before(&self, shutdown: &ShutdownSignal) -> bool {
+        tokio::select! {
+            () = self.opened() => true,
+            () = shutdown.clone().requested() => false,
+        }
+    }
+}
+
 impl Opener {
     /// Opens every gate cloned from this one.
     pub fn open(self) {
@@ -176,6 +187,17 @@ mod tests {
         opener.open();
         waiting.await.unwrap();
         assert!(gate.is_open());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_gate_ends_with_shutdown() {
+        let (opener, gate) = gate();
+        let (trigger, signal) = crate::shutdown::channel();
+        trigger.trigger();
+        assert!(!gate.opened_before(&signal).await, "stopping, not opened");
+        opener.open();
+        let (_trigger, running) = crate::shutdown::channel();
+        assert!(gate.opened_before(&running).await);
     }
 
     #[tokio::test(start_paused = true)]

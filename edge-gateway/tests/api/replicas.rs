@@ -14,7 +14,27 @@ const UNLIMITED: &[(&str, &str)] = &[
     ("MERCATO_RATE_LIMIT_BURST", "1000000"),
 ];
 
-/// Two catalog replicas behind relays (see the testkit), and a gateway given both.
+/// Replicas behind relays (see the testkit), and a gateway given all of them as `component`.
+async fn gateway_over(
+    identity: &TestIdentity,
+    component: &str,
+    (running, relays, db): mercato_testkit::relay::Replicas,
+) -> (
+    Vec<mercato_kernel::RunningService>,
+    Vec<mercato_testkit::Relay>,
+    mercato_testkit::TestDatabase,
+    edge_gateway::RunningGateway,
+) {
+    let gw = gateway(
+        &identity.url(),
+        &[(component, upstream(&relays))],
+        UNLIMITED,
+    )
+    .await;
+    (running, relays, db, gw)
+}
+
+/// Two catalog replicas behind relays, and a gateway given both.
 async fn two_replicas_behind_a_gateway() -> (
     TestIdentity,
     Vec<mercato_kernel::RunningService>,
@@ -23,13 +43,8 @@ async fn two_replicas_behind_a_gateway() -> (
     edge_gateway::RunningGateway,
 ) {
     let identity = TestIdentity::start().await;
-    let (running, relays, db) = catalog_replicas(&identity, 2).await;
-    let gw = gateway(
-        &identity.url(),
-        &[("catalog", upstream(&relays))],
-        UNLIMITED,
-    )
-    .await;
+    let replicas = catalog_replicas(&identity, 2).await;
+    let (running, relays, db, gw) = gateway_over(&identity, "catalog", replicas).await;
     (identity, running, relays, db, gw)
 }
 
@@ -67,13 +82,8 @@ async fn order_reads_through_the_gateway_spread_over_both_order_query_replicas()
     use mercato::pb::orderquery::v1::order_query_service_client::OrderQueryServiceClient;
 
     let identity = TestIdentity::start().await;
-    let (running, relays, _db) = order_query_replicas(&identity, 2).await;
-    let gw = gateway(
-        &identity.url(),
-        &[("order-query", upstream(&relays))],
-        UNLIMITED,
-    )
-    .await;
+    let replicas = order_query_replicas(&identity, 2).await;
+    let (running, relays, _db, gw) = gateway_over(&identity, "order-query", replicas).await;
     let (_, token) = identity.customer().await;
     let mut client = OrderQueryServiceClient::new(grpc(gw.addr).await);
     for _ in 0..1000 {

@@ -20,9 +20,8 @@ const PARALLEL: usize = 8;
 /// until shutdown.
 pub fn spawn(db: DbPool, saga: Saga, interval: Duration, started: Gate, shutdown: ShutdownSignal) {
     tokio::spawn(async move {
-        tokio::select! {
-            () = started.opened() => {}
-            () = shutdown.clone().requested() => return,
+        if !started.opened_before(&shutdown).await {
+            return;
         }
         loop {
             if let Err(err) = sweep(&db, &saga).await {

@@ -61,9 +61,8 @@ impl<D: DatabaseState> ServiceHost<D> {
                 jobs,
             }) = database
             {
-                tokio::select! {
-                    () = migrated.opened() => {}
-                    () = signal.clone().requested() => return,
+                if !migrated.opened_before(&signal).await {
+                    return;
                 }
                 for (name, job) in &jobs {
                     if startup::retry(name, &signal, || job(pool.clone()))
@@ -107,9 +106,8 @@ impl<D: DatabaseState> ServiceHost<D> {
             .stream_replicas(config.events.stream_replicas);
             let (started, signal) = (started.clone(), self.signal.clone());
             relay = Some(tokio::spawn(async move {
-                tokio::select! {
-                    () = started.opened() => {}
-                    () = signal.clone().requested() => return,
+                if !started.opened_before(&signal).await {
+                    return;
                 }
                 let _ = outbox.spawn(signal).await;
             }));
@@ -119,9 +117,8 @@ impl<D: DatabaseState> ServiceHost<D> {
         {
             let (started, signal) = (started.clone(), self.signal.clone());
             tokio::spawn(async move {
-                tokio::select! {
-                    () = started.opened() => {}
-                    () = signal.clone().requested() => return,
+                if !started.opened_before(&signal).await {
+                    return;
                 }
                 crate::events::consumer::spawn(nats, db, consumer, projector, signal);
             });
@@ -156,10 +153,8 @@ impl<D: DatabaseState> ServiceHost<D> {
         if !started.is_open() {
             tracing::info!("waiting for the database before serving");
         }
-        tokio::select! {
-            () = started.opened() => {}
-            () = self.signal.clone().requested() => {}
-        }
+        // Returns early when shutdown is requested first; `wait` then ends at once.
+        started.opened_before(&self.signal).await;
         // Probed again now that start-up is done, so readiness is true from the first call.
         health.refresh(&health_reporter, &names).await;
         tracing::info!(service = %config.service, "serving");

@@ -114,6 +114,18 @@ async fn a_replica_killed_mid_run_fails_no_idempotent_call() {
     }
 }
 
+/// The overall gRPC health status the server behind `health` reports.
+async fn serving_status(
+    health: &mut tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>,
+) -> i32 {
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
 /// What `/readyz` on `admin` says, or `None` while nothing listens there.
 async fn readyz(admin: std::net::SocketAddr) -> Option<String> {
     tokio::net::TcpStream::connect(admin).await.ok()?;
@@ -122,7 +134,6 @@ async fn readyz(admin: std::net::SocketAddr) -> Option<String> {
 
 #[tokio::test]
 async fn a_replica_started_before_postgres_and_nats_answer_serves_once_they_do() {
-    use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
 
@@ -184,13 +195,10 @@ async fn a_replica_started_before_postgres_and_nats_answer_serves_once_they_do()
     assert!(live.starts_with("HTTP/1.1 200"), "{live}");
     let channel = mercato_testkit::channel(grpc).await;
     let mut health = HealthClient::new(channel.clone());
-    let status = health
-        .check(HealthCheckRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .status;
-    assert_eq!(status, ServingStatus::NotServing as i32);
+    assert_eq!(
+        serving_status(&mut health).await,
+        ServingStatus::NotServing as i32
+    );
     let mut catalog = mercato::pb::catalog::v1::catalog_service_client::CatalogServiceClient::new(
         channel.clone(),
     );
@@ -215,13 +223,10 @@ async fn a_replica_started_before_postgres_and_nats_answer_serves_once_they_do()
         ready.contains(r#"["nats",false]"#),
         "NATS is still away: {ready}"
     );
-    let status = health
-        .check(HealthCheckRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .status;
-    assert_eq!(status, ServingStatus::Serving as i32);
+    assert_eq!(
+        serving_status(&mut health).await,
+        ServingStatus::Serving as i32
+    );
     let admin_token = identity.admin_token().await;
     let created = catalog
         .create_product(mercato_testkit::authed(
