@@ -55,6 +55,10 @@ fmt: ## Format the Rust sources
 lint: tools ## rustfmt check, clippy -D warnings, buf lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@# Alone, the gateway builds the kernel with no storage feature and the basket with Redis
+	@# only; a workspace build turns every feature on and would hide a missing cfg.
+	cargo clippy -p edge-gateway -- -D warnings
+	cargo clippy -p basket -- -D warnings
 	cd proto && buf lint
 
 # cargo-nextest runs the tests; a machine without it gets it once from crates.io.

@@ -132,6 +132,7 @@ pub fn internal(cause: impl Display) -> Status {
     Status::internal("internal error")
 }
 
+#[cfg(feature = "database")]
 /// A failed query: lost connections are UNAVAILABLE, serialization conflicts ABORTED (safe to
 /// retry), everything else INTERNAL.
 pub fn database(err: diesel::result::Error) -> Status {

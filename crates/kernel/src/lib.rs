@@ -3,6 +3,9 @@
 //! graceful shutdown, Postgres and Redis pools, token verification and policy enforcement,
 //! the error model, pagination cursors and the transactional outbox.
 //!
+//! Postgres, JetStream and Redis sit behind the cargo features `database`, `events` and
+//! `redis`: a crate asks for the ones it uses, so the edge gateway links none of them.
+//!
 //! A service's `main.rs` is wiring only:
 //!
 //! ```ignore
@@ -18,17 +21,21 @@
 
 pub mod admin;
 pub mod auth;
+#[cfg(feature = "redis")]
 pub mod cache;
 pub mod client;
 pub mod config;
 pub mod contracts;
+#[cfg(feature = "database")]
 pub mod db;
 pub mod error;
+#[cfg(feature = "events")]
 pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod money;
 pub mod pagination;
+#[cfg(feature = "redis")]
 pub mod redis;
 pub mod serve;
 pub mod shutdown;

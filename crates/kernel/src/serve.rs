@@ -13,15 +13,19 @@
 //! ```
 //!
 //! What needs the database (start-up jobs, the outbox relay, event consumers, rebuilding a
-//! projection) exists only on a host that has one, [`ServiceHost<Database>`].
+//! projection) exists only on a host that has one, `ServiceHost<Database>`; the database and
+//! the event parts exist only with the kernel's `database` and `events` features.
 
+#[cfg(feature = "database")]
+mod database;
+#[cfg(feature = "events")]
+mod events;
 mod running;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use diesel_migrations::EmbeddedMigrations;
 use http::{Request, Response};
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -29,14 +33,12 @@ use tonic::service::RoutesBuilder;
 
 use crate::auth::Verifier;
 use crate::config::{ConfigError, ServiceConfig};
-use crate::db::{DbError, DbPool};
-use crate::events::consumer::{ConsumerConfig, Projector};
-use crate::events::outbox::OutboxNotifier;
-use crate::health::{Check, Dependency};
-use crate::redis::{RedisError, RedisPool};
+use crate::health::Check;
 use crate::shutdown::{self, ShutdownSignal, ShutdownTrigger};
-use crate::startup::{self, Gate, JobFuture, Opener};
+use crate::startup::{self, Gate, Opener};
 
+#[cfg(feature = "database")]
+pub use database::Database;
 pub use running::RunningService;
 
 /// A service could not start or stopped with an error.
@@ -46,15 +48,19 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// Postgres could not be prepared.
+    #[cfg(feature = "database")]
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] crate::db::DbError),
     /// Redis pool could not be built.
+    #[cfg(feature = "redis")]
     #[error(transparent)]
-    Redis(#[from] RedisError),
+    Redis(#[from] crate::redis::RedisError),
     /// NATS URL unusable.
+    #[cfg(feature = "events")]
     #[error("nats: {0}")]
     Nats(#[from] async_nats::ConnectError),
     /// The event streams could not be prepared (a projection rebuild).
+    #[cfg(feature = "events")]
     #[error("events: {0}")]
     Events(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A peer the service calls is misconfigured.
@@ -65,6 +71,7 @@ pub enum ServeError {
     #[error("service wiring: {0}")]
     Wiring(&'static str),
     /// A change feed could not be shared with the other replicas.
+    #[cfg(feature = "events")]
     #[error(transparent)]
     ChangeFeed(#[from] crate::events::changes::ChangeFeedError),
     /// Token verification could not be set up.
@@ -120,11 +127,10 @@ impl Services {
 pub struct ServiceHost<D = NoDatabase> {
     config: ServiceConfig,
     database: D,
-    nats: Option<async_nats::Client>,
+    #[cfg(feature = "events")]
+    events: events::EventWiring,
     verifier: Option<Arc<Verifier>>,
     checks: Vec<Check>,
-    relay: Option<(String, OutboxNotifier)>,
-    consumer: Option<(ConsumerConfig, Arc<dyn Projector>)>,
     started: (Opener, Gate),
     trigger: ShutdownTrigger,
     signal: ShutdownSignal,
@@ -134,39 +140,32 @@ pub struct ServiceHost<D = NoDatabase> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoDatabase;
 
-/// The service's database as the host prepares it: the pool, whether it is migrated, and
-/// what runs once it is.
-pub struct Database {
-    pool: DbPool,
-    migrated: Gate,
-    jobs: Vec<(&'static str, StartupJob)>,
-}
-
-/// Work a service does once its database is ready, before it reports ready (seed data,
-/// accounts); retried until it succeeds, so it must be idempotent.
-type StartupJob = Box<dyn Fn(DbPool) -> JobFuture + Send + Sync>;
-
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::NoDatabase {}
+    #[cfg(feature = "database")]
     impl Sealed for super::Database {}
 }
 
-/// Whether a host has a database: [`NoDatabase`] or [`Database`].
+/// Whether a host has a database: [`NoDatabase`] or `Database`.
 pub trait DatabaseState: sealed::Sealed + Send + 'static {
-    /// The database, if any, for serving.
-    fn into_database(self) -> Option<Database>;
+    /// The pool, for the outbox relay and the consumers.
+    #[cfg(feature = "database")]
+    fn pool(&self) -> Option<crate::db::DbPool>;
+
+    /// Resolves once the database (if any) is migrated and its start-up jobs have run; false
+    /// when shutdown is requested first.
+    fn prepared(self, signal: ShutdownSignal) -> impl Future<Output = bool> + Send;
 }
 
 impl DatabaseState for NoDatabase {
-    fn into_database(self) -> Option<Database> {
+    #[cfg(feature = "database")]
+    fn pool(&self) -> Option<crate::db::DbPool> {
         None
     }
-}
 
-impl DatabaseState for Database {
-    fn into_database(self) -> Option<Database> {
-        Some(self)
+    async fn prepared(self, _signal: ShutdownSignal) -> bool {
+        true
     }
 }
 
@@ -177,60 +176,14 @@ impl ServiceHost {
         Self {
             config,
             database: NoDatabase,
-            nats: None,
+            #[cfg(feature = "events")]
+            events: events::EventWiring::default(),
             verifier: None,
             checks: Vec::new(),
-            relay: None,
-            consumer: None,
             started: startup::gate(),
             trigger,
             signal,
         }
-    }
-
-    /// Adds the service's database, a critical dependency, and returns its pool at once,
-    /// while the database is created and migrated in the background, retried with back-off
-    /// until Postgres answers (the service says NOT_SERVING meanwhile, see
-    /// [`crate::startup`]).
-    pub async fn with_database(
-        self,
-        migrations: EmbeddedMigrations,
-    ) -> Result<(ServiceHost<Database>, DbPool), ServeError> {
-        let url = self.config.database.require_url()?.clone();
-        let pool = crate::db::pool(url.expose(), self.config.database.pool_size)?;
-        let migrations = crate::db::Migrations::from(migrations);
-        let (opener, migrated) = startup::gate();
-        let signal = self.signal.clone();
-        tokio::spawn(async move {
-            let prepared = startup::retry("database", &signal, || {
-                crate::db::prepare(url.expose(), migrations.clone())
-            });
-            if prepared.await.is_some() {
-                opener.open();
-            }
-        });
-        let mut host = ServiceHost {
-            config: self.config,
-            database: Database {
-                pool: pool.clone(),
-                migrated,
-                jobs: Vec::new(),
-            },
-            nats: self.nats,
-            verifier: self.verifier,
-            checks: self.checks,
-            relay: self.relay,
-            consumer: self.consumer,
-            started: self.started,
-            trigger: self.trigger,
-            signal: self.signal,
-        };
-        host.checks.push(Check {
-            name: "postgres",
-            dependency: Dependency::Postgres(pool.clone()),
-            critical: true,
-        });
-        Ok((host, pool))
     }
 }
 
@@ -252,173 +205,38 @@ impl<D> ServiceHost<D> {
         self.signal.clone()
     }
 
+    #[cfg(feature = "redis")]
     /// Adds Redis and returns its pool; `critical` is false for a cache with a database
     /// fallback (the service stays ready while Redis is down).
-    pub fn with_redis(&mut self, critical: bool) -> Result<RedisPool, ServeError> {
+    pub fn with_redis(&mut self, critical: bool) -> Result<crate::redis::RedisPool, ServeError> {
         let url = self.config.redis.require_url()?;
         let pool = crate::redis::pool(url.expose(), 32)?;
         self.checks.push(Check {
             name: "redis",
-            dependency: Dependency::Redis(pool.clone()),
+            dependency: crate::health::Dependency::Redis(pool.clone()),
             critical,
         });
         Ok(pool)
-    }
-
-    /// Shares `feed` with every other replica of the service over NATS (see
-    /// [`crate::events::changes`]), as the changes of `topic`.
-    pub async fn with_change_feed<T>(
-        &mut self,
-        topic: &str,
-        feed: &crate::events::ChangeFeed<T>,
-    ) -> Result<(), ServeError>
-    where
-        T: prost::Message + Default + Send + Sync + 'static,
-    {
-        let client = self.nats_client().await?;
-        let subject = crate::events::change_subject(
-            &self.config.events.namespace,
-            &self.config.service,
-            topic,
-        );
-        feed.share(client, subject, self.signal.clone()).await?;
-        Ok(())
     }
 
     /// Uses `verifier` for tokens instead of fetching identity's JWKS (identity itself).
     pub fn with_verifier(&mut self, verifier: Arc<Verifier>) {
         self.verifier = Some(verifier);
     }
-
-    /// The NATS connection, made on first use (in the background: a NATS outage never blocks
-    /// start-up, events wait in the outbox).
-    async fn nats_client(&mut self) -> Result<async_nats::Client, ServeError> {
-        if let Some(client) = &self.nats {
-            return Ok(client.clone());
-        }
-        let url = self.config.events.require_nats_url()?;
-        let client = async_nats::ConnectOptions::new()
-            .name(&self.config.service)
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(2))
-            .connect(url.expose())
-            .await?;
-        self.checks.push(Check {
-            name: "nats",
-            dependency: Dependency::Nats(client.clone()),
-            critical: false,
-        });
-        self.nats = Some(client.clone());
-        Ok(client)
-    }
-}
-
-impl ServiceHost<Database> {
-    /// Runs `job` once the database is migrated and before the service reports ready,
-    /// retrying it with back-off until it succeeds (it must be idempotent: every replica
-    /// runs it, at every start).
-    pub fn on_database_ready<F, Fut>(&mut self, name: &'static str, job: F)
-    where
-        F: Fn(DbPool) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<(), startup::JobError>> + Send + 'static,
-    {
-        self.database
-            .jobs
-            .push((name, Box::new(move |db| Box::pin(job(db)) as JobFuture)));
-    }
-
-    /// Relays the outbox of `domain` to JetStream once the service has started, connecting
-    /// to NATS in the background; returns the notifier that wakes the relay after a commit.
-    pub async fn with_event_relay(&mut self, domain: &str) -> Result<OutboxNotifier, ServeError> {
-        if self.relay.is_some() {
-            return Err(ServeError::Wiring(
-                "with_event_relay: a service relays one outbox",
-            ));
-        }
-        self.nats_client().await?;
-        let notifier = OutboxNotifier::default();
-        self.relay = Some((domain.to_owned(), notifier.clone()));
-        Ok(notifier)
-    }
-
-    /// Follows the event streams of `domains` with `projector` (see
-    /// [`crate::events::consumer`]); consumption starts when the service has started.
-    pub async fn with_event_consumer(
-        &mut self,
-        domains: &[&str],
-        projector: Arc<dyn Projector>,
-    ) -> Result<(), ServeError> {
-        if self.consumer.is_some() {
-            return Err(ServeError::Wiring(
-                "with_event_consumer: a service follows its streams with one projector",
-            ));
-        }
-        self.nats_client().await?;
-        let events = &self.config.events;
-        let mut config = ConsumerConfig::new(&self.config.service, &events.namespace, domains);
-        config.max_attempts = events.max_attempts.max(1);
-        config.backoff = events.backoff;
-        config.stream_replicas = events.stream_replicas;
-        self.consumer = Some((config, projector));
-        Ok(())
-    }
-
-    /// Empties the projection and forgets the consumers' positions, so that serving replays
-    /// every stream from its start (`--rebuild`). Waits for the database to be migrated.
-    pub async fn rebuild_projection(&self) -> Result<(), ServeError> {
-        let (Some((config, projector)), Some(nats)) = (&self.consumer, &self.nats) else {
-            return Err(ServeError::Wiring(
-                "rebuild_projection needs with_event_consumer first",
-            ));
-        };
-        if !self.database.migrated.opened_before(&self.signal).await {
-            return Ok(());
-        }
-        crate::events::consumer::rebuild(nats, &self.database.pool, config, projector.as_ref())
-            .await
-            .map_err(|e| ServeError::Events(e.into()))
-    }
 }
 
 #[cfg(test)]
+#[cfg(feature = "database")]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> ServiceConfig {
+    pub(super) fn config(pairs: &[(&str, &str)]) -> ServiceConfig {
         let env: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         ServiceConfig::from_source("test", &env).unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_database_without_its_url_is_a_configuration_error() {
-        let Err(err) = ServiceHost::new(config(&[]))
-            .with_database(crate::db::KERNEL_MIGRATIONS)
-            .await
-        else {
-            panic!("a host without DATABASE_URL has no database");
-        };
-        assert!(
-            matches!(err, ServeError::Config(ConfigError::Missing(_))),
-            "{err}"
-        );
-        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn rebuilding_without_a_consumer_is_a_wiring_defect() {
-        // Nothing answers there: the host keeps preparing it in the background meanwhile.
-        let url = "postgres://127.0.0.1:1/nothing";
-        let (host, _db) = ServiceHost::new(config(&[("DATABASE_URL", url)]))
-            .with_database(crate::db::KERNEL_MIGRATIONS)
-            .await
-            .unwrap();
-        let err = host.rebuild_projection().await.unwrap_err();
-        assert!(matches!(err, ServeError::Wiring(_)), "{err}");
-        host.trigger.trigger();
     }
 }

@@ -8,13 +8,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use super::{Database, DatabaseState, ServeError, ServiceHost, Services};
+use super::{DatabaseState, ServeError, ServiceHost, Services};
 use crate::auth::{AuthLayer, Verifier};
-use crate::events::outbox::Relay;
 use crate::health::Health;
 use crate::metrics::MetricsLayer;
 use crate::shutdown::{self, ShutdownTrigger};
-use crate::startup::{self, StartupGateLayer};
+use crate::startup::StartupGateLayer;
 use crate::trace::TraceLayer;
 
 impl<D: DatabaseState> ServiceHost<D> {
@@ -28,7 +27,6 @@ impl<D: DatabaseState> ServiceHost<D> {
             None => Verifier::remote(&self.config.auth.identity_url, &self.config.auth.issuer)?,
         };
         let config = self.config;
-        let database = self.database.into_database();
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let names: Vec<String> = services.names.iter().map(|n| (*n).to_owned()).collect();
 
@@ -52,28 +50,13 @@ impl<D: DatabaseState> ServiceHost<D> {
             .add_service(reflection_alpha.build_v1alpha()?);
 
         let (opener, started) = self.started;
-        let db = database.as_ref().map(|database| database.pool.clone());
+        #[cfg(feature = "events")]
+        let db = self.database.pool();
         let signal = self.signal.clone();
         tokio::spawn(async move {
-            if let Some(Database {
-                pool,
-                migrated,
-                jobs,
-            }) = database
-            {
-                if !migrated.opened_before(&signal).await {
-                    return;
-                }
-                for (name, job) in &jobs {
-                    if startup::retry(name, &signal, || job(pool.clone()))
-                        .await
-                        .is_none()
-                    {
-                        return;
-                    }
-                }
+            if self.database.prepared(signal).await {
+                opener.open();
             }
-            opener.open();
         });
 
         let health = Health::new(self.checks, started.clone());
@@ -93,36 +76,10 @@ impl<D: DatabaseState> ServiceHost<D> {
         let grpc_addr = listener.local_addr()?;
 
         // Relaying and consuming touch the service's tables: they start once it has started.
-        let mut relay = None;
-        if let (Some((domain, notifier)), Some(db), Some(nats)) = (&self.relay, &db, &self.nats) {
-            let outbox = Relay::new(
-                db.clone(),
-                nats.clone(),
-                &config.events.namespace,
-                domain,
-                notifier.clone(),
-            )
-            .retention(config.events.outbox_retention)
-            .stream_replicas(config.events.stream_replicas);
-            let (started, signal) = (started.clone(), self.signal.clone());
-            relay = Some(tokio::spawn(async move {
-                if !started.opened_before(&signal).await {
-                    return;
-                }
-                let _ = outbox.spawn(signal).await;
-            }));
-        }
-
-        if let (Some((consumer, projector)), Some(db), Some(nats)) = (self.consumer, db, self.nats)
-        {
-            let (started, signal) = (started.clone(), self.signal.clone());
-            tokio::spawn(async move {
-                if !started.opened_before(&signal).await {
-                    return;
-                }
-                crate::events::consumer::spawn(nats, db, consumer, projector, signal);
-            });
-        }
+        #[cfg(feature = "events")]
+        let relay = self.events.spawn(db, &config, &started, &self.signal);
+        #[cfg(not(feature = "events"))]
+        let relay = None;
 
         let limit = config.server.max_message_bytes;
         let layers = tower::ServiceBuilder::new()
