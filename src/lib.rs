@@ -2,6 +2,7 @@
 //! descriptor set of every file, for server reflection and the edge gateway's transcoding.
 //!
 //! Modules mirror the proto packages: `mercato::catalog::v1::CatalogServiceClient`, …
+//! [`order_events`] reads the order an order event carries, one rule for every consumer.
 
 #[allow(
     clippy::all,
@@ -16,6 +17,8 @@ mod generated {
 }
 
 pub use generated::{google, mercato as pb};
+
+pub mod order_events;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every proto file (imports and source info
 /// included; custom options such as `google.api.http` preserved).

@@ -2,11 +2,12 @@
 //! to a notification's words. No I/O here, so every wording is unit-tested.
 
 use chrono::{DateTime, Utc};
+use mercato::order_events::OrderEvent;
 use mercato::pb::identity::v1::UserRegistered;
 use mercato::pb::notification::v1::NotificationKind;
 use mercato::pb::order::v1::{
-    OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderShipped, OrderStatus,
-    ShippingAddress,
+    OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderShipped, OrderSnapshot,
+    OrderStatus, ShippingAddress,
 };
 use mercato::pb::payment::v1::{
     CardBrand, CardSummary, PaymentFailed, PaymentFailureReason, PaymentRefunded,
@@ -26,17 +27,35 @@ pub enum Event {
     /// An account was created.
     Registered(UserRegistered),
     /// An order was placed.
-    Placed(OrderPlaced),
+    Placed(OrderNews<OrderPlaced>),
     /// An order was confirmed.
-    Confirmed(OrderConfirmed),
+    Confirmed(OrderNews<OrderConfirmed>),
     /// An order was cancelled.
-    Cancelled(OrderCancelled),
+    Cancelled(OrderNews<OrderCancelled>),
     /// An order was shipped.
-    Shipped(OrderShipped),
+    Shipped(OrderNews<OrderShipped>),
     /// A card was refused.
     PaymentFailed(PaymentFailed),
     /// Money was given back.
     Refunded(PaymentRefunded),
+}
+
+/// An order event with the order it carries, read once (see [`mercato::order_events`]).
+#[derive(Debug, Clone)]
+pub struct OrderNews<E> {
+    /// The order as of the event.
+    pub order: OrderSnapshot,
+    /// What the event says beyond the order (when, why, the tracking number).
+    pub event: E,
+}
+
+impl<E: OrderEvent> OrderNews<E> {
+    /// The event with its order; an error when neither its snapshot nor its deprecated
+    /// fields spell one.
+    pub fn new(event: E) -> Result<Self, prost::DecodeError> {
+        let order = event.order()?.into_owned();
+        Ok(Self { order, event })
+    }
 }
 
 /// A notification's content, before it gets its id and is stored.
@@ -116,26 +135,28 @@ fn welcome(e: &UserRegistered) -> Draft {
     )
 }
 
-fn placed(e: &OrderPlaced) -> Draft {
+fn placed(news: &OrderNews<OrderPlaced>) -> Draft {
+    let o = &news.order;
     let body = format!(
         "We received your order {}: {}, total {}. We are reserving your items and charging \
          your card, and will tell you as soon as the order is confirmed.{}",
-        e.order_id,
-        items(&e.lines),
-        amount(e.total.as_ref()),
-        line_list(&e.lines),
+        o.order_id,
+        items(&o.lines),
+        amount(o.total.as_ref()),
+        line_list(&o.lines),
     );
     Draft::new(
-        &e.user_id,
+        &o.user_id,
         NotificationKind::OrderPlaced,
         "Order received".into(),
         body,
-        &e.order_id,
-        e.place_time.as_ref(),
+        &o.order_id,
+        o.place_time.as_ref(),
     )
 }
 
-fn confirmed(e: &OrderConfirmed) -> Draft {
+fn confirmed(news: &OrderNews<OrderConfirmed>) -> Draft {
+    let (o, e) = (&news.order, &news.event);
     let arriving = e
         .shipping_address
         .as_ref()
@@ -144,60 +165,62 @@ fn confirmed(e: &OrderConfirmed) -> Draft {
     let body = format!(
         "Your order {} is confirmed: {}, total {}{arriving}.{} We will tell you as soon as it \
          ships.{}",
-        e.order_id,
-        items(&e.lines),
-        amount(e.total.as_ref()),
-        coupon_saving(&e.coupon_code, e.discount.as_ref()),
-        line_list(&e.lines),
+        o.order_id,
+        items(&o.lines),
+        amount(o.total.as_ref()),
+        coupon_saving(&o.coupon_code, o.discount.as_ref()),
+        line_list(&o.lines),
     );
     Draft::new(
-        &e.user_id,
+        &o.user_id,
         NotificationKind::OrderConfirmed,
         "Order confirmed".into(),
         body,
-        &e.order_id,
+        &o.order_id,
         e.confirm_time.as_ref(),
     )
 }
 
-fn cancelled(e: &OrderCancelled) -> Draft {
+fn cancelled(news: &OrderNews<OrderCancelled>) -> Draft {
+    let (o, e) = (&news.order, &news.event);
     let reason = e.reason.trim();
-    let what = if !e.cancelled_by.is_empty() && e.cancelled_by == e.user_id {
+    let what = if !e.cancelled_by.is_empty() && e.cancelled_by == o.user_id {
         if reason.is_empty() {
-            format!("You cancelled order {}.", e.order_id)
+            format!("You cancelled order {}.", o.order_id)
         } else {
-            format!("You cancelled order {}: {}", e.order_id, sentence(reason))
+            format!("You cancelled order {}: {}", o.order_id, sentence(reason))
         }
     } else if reason.is_empty() {
-        format!("Order {} was cancelled.", e.order_id)
+        format!("Order {} was cancelled.", o.order_id)
     } else {
-        format!("Order {} was cancelled: {}", e.order_id, sentence(reason))
+        format!("Order {} was cancelled: {}", o.order_id, sentence(reason))
     };
     // Only a confirmed order had its payment kept; a pending one never stays charged.
     let money = if e.previous_status == OrderStatus::Confirmed as i32 {
         format!(
             "The {} you paid will be refunded to your card.",
-            amount(e.total.as_ref())
+            amount(o.total.as_ref())
         )
     } else {
         "Nothing was charged.".to_owned()
     };
     Draft::new(
-        &e.user_id,
+        &o.user_id,
         NotificationKind::OrderCancelled,
         "Order cancelled".into(),
         format!("{what} {money}"),
-        &e.order_id,
+        &o.order_id,
         e.cancel_time.as_ref(),
     )
 }
 
-fn shipped(e: &OrderShipped) -> Draft {
+fn shipped(news: &OrderNews<OrderShipped>) -> Draft {
+    let (o, e) = (&news.order, &news.event);
     let tracking = e.tracking_number.trim();
     let headline = if tracking.is_empty() {
-        format!("Order {} has shipped.", e.order_id)
+        format!("Order {} has shipped.", o.order_id)
     } else {
-        format!("Order {} has shipped — tracking {tracking}.", e.order_id)
+        format!("Order {} has shipped — tracking {tracking}.", o.order_id)
     };
     let destination = e
         .shipping_address
@@ -206,20 +229,20 @@ fn shipped(e: &OrderShipped) -> Draft {
         .unwrap_or_default();
     let body = format!(
         "{headline} Your {} (total {}) {} now{destination}.",
-        items(&e.lines),
-        amount(e.total.as_ref()),
-        if item_count(&e.lines) == 1 {
+        items(&o.lines),
+        amount(o.total.as_ref()),
+        if item_count(&o.lines) == 1 {
             "is"
         } else {
             "are"
         },
     );
     Draft::new(
-        &e.user_id,
+        &o.user_id,
         NotificationKind::OrderShipped,
         "Order shipped".into(),
         body,
-        &e.order_id,
+        &o.order_id,
         e.ship_time.as_ref(),
     )
 }
@@ -425,6 +448,12 @@ mod tests {
 
     use super::*;
 
+    /// The event as an order event written before snapshots existed: the order in its
+    /// deprecated fields (the tests below), or in its snapshot (the last one).
+    fn news<E: OrderEvent>(event: E) -> OrderNews<E> {
+        OrderNews::new(event).unwrap()
+    }
+
     fn eur(units: i64, nanos: i32) -> Option<Money> {
         Some(Money {
             currency_code: "EUR".into(),
@@ -511,14 +540,14 @@ mod tests {
 
     #[test]
     fn a_confirmation_says_what_it_costs_and_where_it_goes() {
-        let d = confirmed(&OrderConfirmed {
+        let d = confirmed(&news(OrderConfirmed {
             order_id: "0193-abc".into(),
             user_id: "u1".into(),
             lines: lines(),
             total: eur(48, 480_000_000),
             shipping_address: address(),
             ..Default::default()
-        });
+        }));
         assert_eq!(d.title, "Order confirmed");
         assert!(
             d.body.starts_with(
@@ -534,12 +563,12 @@ mod tests {
 
     #[test]
     fn a_coupon_saving_is_mentioned() {
-        let d = confirmed(&OrderConfirmed {
+        let d = confirmed(&news(OrderConfirmed {
             order_id: "o".into(),
             coupon_code: "WELCOME10".into(),
             discount: eur(5, 0),
             ..Default::default()
-        });
+        }));
         assert!(
             d.body.contains("Coupon WELCOME10 saved you 5.00 EUR."),
             "{}",
@@ -549,13 +578,13 @@ mod tests {
 
     #[test]
     fn a_failed_checkout_says_why_and_that_nothing_was_charged() {
-        let d = cancelled(&OrderCancelled {
+        let d = cancelled(&news(OrderCancelled {
             order_id: "o1".into(),
             user_id: "u1".into(),
             previous_status: OrderStatus::Pending as i32,
             reason: "payment failed: the card was declined".into(),
             ..Default::default()
-        });
+        }));
         assert_eq!(
             d.body,
             "Order o1 was cancelled: payment failed: the card was declined. Nothing was charged."
@@ -564,14 +593,14 @@ mod tests {
 
     #[test]
     fn cancelling_a_confirmed_order_promises_the_refund() {
-        let d = cancelled(&OrderCancelled {
+        let d = cancelled(&news(OrderCancelled {
             order_id: "o1".into(),
             user_id: "u1".into(),
             cancelled_by: "u1".into(),
             previous_status: OrderStatus::Confirmed as i32,
             total: eur(48, 480_000_000),
             ..Default::default()
-        });
+        }));
         assert_eq!(
             d.body,
             "You cancelled order o1. The 48.48 EUR you paid will be refunded to your card."
@@ -580,7 +609,7 @@ mod tests {
 
     #[test]
     fn a_shipment_gives_the_tracking_number_and_address() {
-        let d = shipped(&OrderShipped {
+        let d = shipped(&news(OrderShipped {
             order_id: "o1".into(),
             user_id: "u1".into(),
             lines: lines(),
@@ -588,7 +617,7 @@ mod tests {
             shipping_address: address(),
             tracking_number: "T-123".into(),
             ..Default::default()
-        });
+        }));
         assert_eq!(
             d.body,
             "Order o1 has shipped — tracking T-123. Your 2 items (total 48.48 EUR) are now on \
@@ -645,16 +674,39 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let d = placed(&OrderPlaced {
+        let d = placed(&news(OrderPlaced {
             order_id: "o1".into(),
             user_id: "u1".into(),
             lines: many,
             total: eur(50, 0),
             ..Default::default()
-        });
+        }));
         assert!(d.body.chars().count() <= MAX_BODY_CHARS);
         assert!(d.body.contains("4950 items"), "{}", d.body);
         assert!(d.body.contains("and 40 more"), "{}", d.body);
+    }
+
+    #[test]
+    fn the_order_is_read_from_the_snapshot() {
+        let d = confirmed(&news(OrderConfirmed {
+            snapshot: Some(OrderSnapshot {
+                order_id: "0193-abc".into(),
+                user_id: "u1".into(),
+                lines: lines(),
+                total: eur(48, 480_000_000),
+                shipping_address: address(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+        assert_eq!(d.user_id, "u1");
+        assert_eq!(d.order_id, "0193-abc");
+        assert!(
+            d.body
+                .starts_with("Your order 0193-abc is confirmed: 2 items, total 48.48 EUR"),
+            "{}",
+            d.body
+        );
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
+use mercato::order_events::OrderEvent;
 use mercato::pb::events::v1::Envelope;
 use mercato::pb::notification::v1::Notification;
 use mercato_kernel::events::consumer::{self, ApplyError, Projection};
 use uuid::Uuid;
 
-use crate::compose::{self, Event};
+use crate::compose::{self, Event, OrderNews};
 use crate::live::LiveFeed;
 use crate::store::{self, NewNotification};
 
@@ -33,14 +34,22 @@ impl NotificationProjector {
 pub fn decode(envelope: &Envelope) -> Result<Option<Event>, ApplyError> {
     Ok(Some(match envelope.r#type.as_str() {
         "mercato.identity.v1.UserRegistered" => Event::Registered(consumer::payload(envelope)?),
-        "mercato.order.v1.OrderPlaced" => Event::Placed(consumer::payload(envelope)?),
-        "mercato.order.v1.OrderConfirmed" => Event::Confirmed(consumer::payload(envelope)?),
-        "mercato.order.v1.OrderCancelled" => Event::Cancelled(consumer::payload(envelope)?),
-        "mercato.order.v1.OrderShipped" => Event::Shipped(consumer::payload(envelope)?),
+        "mercato.order.v1.OrderPlaced" => Event::Placed(order_news(envelope)?),
+        "mercato.order.v1.OrderConfirmed" => Event::Confirmed(order_news(envelope)?),
+        "mercato.order.v1.OrderCancelled" => Event::Cancelled(order_news(envelope)?),
+        "mercato.order.v1.OrderShipped" => Event::Shipped(order_news(envelope)?),
         "mercato.payment.v1.PaymentFailed" => Event::PaymentFailed(consumer::payload(envelope)?),
         "mercato.payment.v1.PaymentRefunded" => Event::Refunded(consumer::payload(envelope)?),
         _ => return Ok(None),
     }))
+}
+
+/// An order event's payload with the order it carries.
+fn order_news<E: OrderEvent + Default>(envelope: &Envelope) -> Result<OrderNews<E>, ApplyError> {
+    OrderNews::new(consumer::payload(envelope)?).map_err(|source| ApplyError::Decode {
+        type_name: envelope.r#type.clone(),
+        source,
+    })
 }
 
 #[tonic::async_trait]

@@ -2,6 +2,7 @@
 //! events merge whatever order they arrive in, and the parsing of request fields.
 
 use chrono::{DateTime, Utc};
+use mercato::order_events::OrderEvent as _;
 use mercato::pb::order::v1::{
     self as pb, OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderShipped, OrderStatus,
     ShippingAddress,
@@ -12,7 +13,6 @@ use mercato::pb::payment::v1::{
 };
 use mercato::pb::r#type::v1::Money;
 use mercato_kernel::error::FieldViolations;
-use prost::Message;
 use uuid::Uuid;
 
 /// Longest user id accepted as a ListOrders filter.
@@ -85,21 +85,6 @@ pub fn time_or(ts: Option<&prost_types::Timestamp>, fallback: DateTime<Utc>) -> 
         .unwrap_or(fallback)
 }
 
-/// The order an order event describes: its `snapshot`, or, for an event written before
-/// snapshots existed, its deprecated fields 1-11, which are numbered as the snapshot's own
-/// fields, so the event's encoding decodes as its snapshot.
-fn shared<E: Message>(
-    snapshot: Option<&pb::OrderSnapshot>,
-    event: &E,
-) -> Result<pb::OrderSnapshot, EventError> {
-    match snapshot {
-        Some(snapshot) => Ok(snapshot.clone()),
-        None => {
-            pb::OrderSnapshot::decode(event.encode_to_vec().as_slice()).map_err(EventError::Legacy)
-        }
-    }
-}
-
 /// What one order event changed, beyond the order it carries.
 struct Change<'a> {
     /// The status the event moved the order to.
@@ -161,7 +146,7 @@ impl OrderSnapshot {
 
     /// The order as placed: PENDING. `at` stands in for missing timestamps.
     pub fn placed(e: &OrderPlaced, at: DateTime<Utc>) -> Result<Self, EventError> {
-        let order = shared(e.snapshot.as_ref(), e)?;
+        let order = e.order().map_err(EventError::Legacy)?.into_owned();
         let placed = order.place_time;
         let change = Change {
             status: OrderStatus::Pending,
@@ -180,7 +165,11 @@ impl OrderSnapshot {
             cancellation_reason: "",
             tracking_number: "",
         };
-        Self::new(shared(e.snapshot.as_ref(), e)?, change, at)
+        Self::new(
+            e.order().map_err(EventError::Legacy)?.into_owned(),
+            change,
+            at,
+        )
     }
 
     /// The order as cancelled, with its reason.
@@ -191,7 +180,11 @@ impl OrderSnapshot {
             cancellation_reason: &e.reason,
             tracking_number: "",
         };
-        Self::new(shared(e.snapshot.as_ref(), e)?, change, at)
+        Self::new(
+            e.order().map_err(EventError::Legacy)?.into_owned(),
+            change,
+            at,
+        )
     }
 
     /// The order as shipped, with its tracking number.
@@ -202,7 +195,11 @@ impl OrderSnapshot {
             cancellation_reason: "",
             tracking_number: &e.tracking_number,
         };
-        Self::new(shared(e.snapshot.as_ref(), e)?, change, at)
+        Self::new(
+            e.order().map_err(EventError::Legacy)?.into_owned(),
+            change,
+            at,
+        )
     }
 }
 

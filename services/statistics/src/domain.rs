@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use mercato::order_events::OrderEvent as _;
 use mercato::pb::order::v1::{OrderConfirmed, OrderStatus};
 use mercato::pb::statistics::v1 as pb;
 use mercato_kernel::error::FieldViolations;
@@ -371,7 +372,10 @@ impl Sale {
         event: &OrderConfirmed,
         fallback_time: Option<DateTime<Utc>>,
     ) -> Result<Self, SaleError> {
-        if event.order_id.is_empty() || event.order_id.len() > MAX_TEXT {
+        let order = event
+            .order()
+            .map_err(|e| invalid(format!("undecodable order: {e}")))?;
+        if order.order_id.is_empty() || order.order_id.len() > MAX_TEXT {
             return Err(invalid("order_id is empty or too long"));
         }
         let sold_at = match &event.confirm_time {
@@ -379,7 +383,7 @@ impl Sale {
                 .ok_or_else(|| invalid("confirm_time out of range"))?,
             None => fallback_time.ok_or_else(|| invalid("confirm_time missing"))?,
         };
-        let total = event
+        let total = order
             .total
             .as_ref()
             .ok_or_else(|| invalid("total missing"))
@@ -389,7 +393,7 @@ impl Sale {
             i64::try_from(total.total_nanos()).map_err(|_| invalid("total too large"))?;
         let mut by_product: BTreeMap<String, ProductSale> = BTreeMap::new();
         let mut units: i64 = 0;
-        for (i, line) in event.lines.iter().enumerate() {
+        for (i, line) in order.lines.iter().enumerate() {
             if line.product_id.is_empty() || line.product_id.len() > MAX_TEXT {
                 return Err(invalid(format!(
                     "lines[{i}].product_id is empty or too long"
@@ -433,7 +437,7 @@ impl Sale {
                 .ok_or_else(|| invalid("revenue too large"))?;
         }
         Ok(Self {
-            order_id: event.order_id.clone(),
+            order_id: order.order_id.clone(),
             hour: floor_to(sold_at, HOUR_SECS),
             sold_at,
             currency,
@@ -624,6 +628,28 @@ mod tests {
         assert_eq!(total.orders, 4);
         assert_eq!(total.revenue_nanos, 3501 * CENT_NANOS);
         assert_eq!(total.average_nanos(), 875 * CENT_NANOS);
+    }
+
+    #[test]
+    fn the_sale_is_read_from_the_snapshot_rather_than_the_deprecated_fields() {
+        let legacy = confirmed();
+        let snapshot = mercato::pb::order::v1::OrderSnapshot {
+            order_id: legacy.order_id.clone(),
+            version: legacy.version,
+            lines: legacy.lines.clone(),
+            total: legacy.total.clone(),
+            ..Default::default()
+        };
+        let event = OrderConfirmed {
+            order_id: "stale".into(),
+            snapshot: Some(snapshot),
+            confirm_time: legacy.confirm_time,
+            ..Default::default()
+        };
+        assert_eq!(
+            Sale::from_confirmed(&event, None).unwrap(),
+            Sale::from_confirmed(&legacy, None).unwrap()
+        );
     }
 
     #[test]
