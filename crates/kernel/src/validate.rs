@@ -1,5 +1,5 @@
 //! The input rules several services apply, written once so they cannot drift apart: a
-//! required UUID, bounded text without control characters, an idempotency key, a coupon
+//! required UUID, an order reference, bounded text without control characters, an idempotency key, a coupon
 //! code, a payment card and a shipping address, and the limits of an order line.
 //!
 //! Every rule fits the error model of [`crate::error`]: it records what is wrong with a field
@@ -24,6 +24,8 @@
 //! | rule | function | wording |
 //! |---|---|---|
 //! | UUID | [`uuid`], [`optional_uuid`], [`parse_uuid`] | "is required", "must be a UUID" |
+//! | order reference | [`order_ref`] | "must be 1 to 64 of A-Z, a-z, 0-9, '-' and '_'" |
+//! | order line | [`line_quantity`], [`order_lines`] | "must be between 1 and 99", "must hold 1 to 50 items" |
 //! | text | [`text`] with a [`Text`] | "is required", "must be at most N characters", "must not contain control characters" (other than line breaks and tabs, for [`Text::multi_line`]) |
 //! | idempotency key | [`text`] with [`IDEMPOTENCY_KEY`] | as text, on one line |
 //! | coupon code | [`coupon_code`], [`optional_coupon_code`] | "is required", "must be 3 to 32 ASCII letters, digits, '-' or '_'" |
@@ -34,6 +36,7 @@ mod address;
 mod card;
 mod coupon;
 mod id;
+mod line;
 mod text;
 
 pub use address::address;
@@ -42,16 +45,9 @@ pub use coupon::{
     CouponCode, CouponCodeError, MAX_COUPON_CHARS, MIN_COUPON_CHARS, coupon_code,
     optional_coupon_code,
 };
-pub use id::{optional_uuid, parse_uuid, uuid};
+pub use id::{MAX_ORDER_REF_CHARS, optional_uuid, order_ref, parse_uuid, uuid};
+pub use line::{MAX_LINE_QUANTITY, MAX_ORDER_LINES, line_quantity, order_lines};
 pub use text::{IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEY_CHARS, Text, TextError, text};
-
-/// Most lines an order may have. The basket holds no more, so every basket can be checked
-/// out, and a stock reservation (one per order) holds no more items.
-pub const MAX_ORDER_LINES: usize = 50;
-
-/// Most units of one product in one order line (and so in one basket line and one reserved
-/// item).
-pub const MAX_LINE_QUANTITY: i32 = 99;
 
 /// Wording of a field that must be set and is empty or missing.
 const REQUIRED: &str = "is required";

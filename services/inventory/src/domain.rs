@@ -17,30 +17,14 @@ pub const MAX_QUANTITY: i32 = MAX_LINE_QUANTITY;
 pub const MAX_DELTA: i32 = 1_000_000;
 /// Longest adjustment reason, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
-/// Longest order id, in bytes (ASCII only).
-pub const MAX_ORDER_ID_LEN: usize = 64;
-
-/// An order id as callers key their reservations: 1 to 64 of A-Z, a-z, 0-9, '-' and '_'.
+/// An order id as callers key their reservations ([`validate::order_ref`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderId(String);
 
 impl OrderId {
     /// Parses `raw`, recording a violation under `field` when it is not a valid order id.
     pub fn parse(v: &mut FieldViolations, field: &str, raw: &str) -> Option<Self> {
-        let valid = !raw.is_empty()
-            && raw.len() <= MAX_ORDER_ID_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if valid {
-            Some(Self(raw.to_owned()))
-        } else {
-            v.add(
-                field,
-                format!("must be 1 to {MAX_ORDER_ID_LEN} of A-Z, a-z, 0-9, '-' and '_'"),
-            );
-            None
-        }
+        validate::order_ref(v, field, raw).then(|| Self(raw.to_owned()))
     }
 
     /// The `order_id` of a request that carries nothing else.
@@ -86,9 +70,7 @@ impl ReserveCommand {
         let mut v = FieldViolations::new();
         let order_id = OrderId::parse(&mut v, "order_id", &req.order_id);
         let mut items = Vec::with_capacity(req.items.len().min(MAX_ITEMS));
-        if req.items.is_empty() || req.items.len() > MAX_ITEMS {
-            v.add("items", format!("must hold 1 to {MAX_ITEMS} items"));
-        }
+        validate::order_lines(&mut v, "items", req.items.len());
         // An oversized list is rejected as a whole: checking each of its entries would only
         // make the error as large as the abuse.
         if req.items.len() <= MAX_ITEMS {
@@ -103,12 +85,7 @@ impl ReserveCommand {
                 } else if let Some(id) = product_id {
                     first_seen.insert(id, i);
                 }
-                if !(1..=MAX_QUANTITY).contains(&item.quantity) {
-                    v.add(
-                        format!("items[{i}].quantity"),
-                        format!("must be 1 to {MAX_QUANTITY}"),
-                    );
-                }
+                validate::line_quantity(&mut v, &format!("items[{i}].quantity"), item.quantity);
                 if let Some(product_id) = product_id {
                     items.push(Item {
                         product_id,

@@ -7,7 +7,7 @@ use mercato::pb::order::v1 as pb;
 use mercato::pb::payment::v1::Card;
 use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
-use mercato_kernel::validate::{self, IDEMPOTENCY_KEY, MAX_LINE_QUANTITY, MAX_ORDER_LINES, Text};
+use mercato_kernel::validate::{self, IDEMPOTENCY_KEY, MAX_ORDER_LINES, Text};
 use sha2::{Digest as _, Sha256};
 
 /// Longest cancellation reason, in characters: the longest refund reason the payment service
@@ -163,14 +163,7 @@ pub struct NewOrder {
 
 /// The items of a PlaceOrder request, each product once, or the violations they add to `v`.
 fn parse_items(v: &mut FieldViolations, items: &[pb::OrderItem]) -> Vec<Item> {
-    if items.is_empty() {
-        v.add("items", "must contain at least one item");
-    } else if items.len() > MAX_ORDER_LINES {
-        v.add(
-            "items",
-            format!("must contain at most {MAX_ORDER_LINES} items"),
-        );
-    }
+    validate::order_lines(v, "items", items.len());
     let mut seen = HashSet::new();
     let mut parsed = Vec::with_capacity(items.len().min(MAX_ORDER_LINES));
     for (i, item) in items.iter().enumerate() {
@@ -184,12 +177,7 @@ fn parse_items(v: &mut FieldViolations, items: &[pb::OrderItem]) -> Vec<Item> {
                 "appears more than once; use one item with the total quantity",
             );
         }
-        if !(1..=MAX_LINE_QUANTITY).contains(&item.quantity) {
-            v.add(
-                format!("items[{i}].quantity"),
-                format!("must be between 1 and {MAX_LINE_QUANTITY}"),
-            );
-        }
+        validate::line_quantity(v, &format!("items[{i}].quantity"), item.quantity);
         if let Some(id) = id {
             parsed.push(Item {
                 product_id: id.to_string(),

@@ -33,6 +33,27 @@ pub fn optional_uuid(v: &mut FieldViolations, field: &str, raw: &str) -> Option<
     }
 }
 
+/// Longest [`order_ref`].
+pub const MAX_ORDER_REF_CHARS: usize = 64;
+
+/// Whether `raw` is an order as the services an order calls know it (inventory's
+/// reservations, discount's redemptions): 1 to [`MAX_ORDER_REF_CHARS`] ASCII letters,
+/// digits, '-' or '_' (a UUID is one; so is a test's or an older system's key); records
+/// the violation under `field` when not.
+pub fn order_ref(v: &mut FieldViolations, field: &str, raw: &str) -> bool {
+    let valid = (1..=MAX_ORDER_REF_CHARS).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        v.add(
+            field,
+            format!("must be 1 to {MAX_ORDER_REF_CHARS} of A-Z, a-z, 0-9, '-' and '_'"),
+        );
+    }
+    valid
+}
+
 /// [`uuid`] for a request whose only input is that id: the id, or its one violation
 /// (`FieldViolations::into_status` makes it the INVALID_ARGUMENT answer).
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, FieldViolations> {
@@ -89,6 +110,28 @@ mod tests {
         assert!(v.is_empty());
         assert_eq!(optional_uuid(&mut v, "category_id", "nope"), None);
         assert_eq!(described(v), ["category_id: must be a UUID"]);
+    }
+
+    #[test]
+    fn an_order_ref_is_a_bounded_ascii_key() {
+        let mut v = FieldViolations::new();
+        assert!(order_ref(&mut v, "a", ID));
+        assert!(order_ref(&mut v, "b", "order-1_A"));
+        assert!(order_ref(&mut v, "c", &"x".repeat(MAX_ORDER_REF_CHARS)));
+        assert!(v.is_empty());
+        assert!(!order_ref(&mut v, "d", ""));
+        assert!(!order_ref(
+            &mut v,
+            "e",
+            &"x".repeat(MAX_ORDER_REF_CHARS + 1)
+        ));
+        assert!(!order_ref(&mut v, "f", "order 1"));
+        assert!(!order_ref(&mut v, "g", "ordér"));
+        let wording = "must be 1 to 64 of A-Z, a-z, 0-9, '-' and '_'";
+        assert_eq!(
+            described(v),
+            ["d", "e", "f", "g"].map(|f| format!("{f}: {wording}"))
+        );
     }
 
     #[test]

@@ -7,8 +7,6 @@ use mercato_kernel::error::FieldViolations;
 use mercato_kernel::money::Amount;
 use mercato_kernel::validate::{self, MAX_COUPON_CHARS, Text};
 
-/// Longest order id.
-pub const ORDER_ID_MAX: usize = 64;
 /// Longest user id.
 pub const USER_ID_MAX: usize = 64;
 
@@ -89,19 +87,7 @@ pub fn parse_lookup_code(v: &mut FieldViolations, field: &str, raw: &str) -> Opt
 
 /// Parses an order id: 1 to 64 of A-Z, a-z, 0-9, '-' and '_'.
 pub fn parse_order_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<String> {
-    let well_formed = (1..=ORDER_ID_MAX).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if well_formed {
-        Some(raw.to_owned())
-    } else {
-        v.add(
-            field,
-            format!("must be 1 to {ORDER_ID_MAX} of A-Z, a-z, 0-9, '-' and '_'"),
-        );
-        None
-    }
+    validate::order_ref(v, field, raw).then(|| raw.to_owned())
 }
 
 fn parse_user_id(v: &mut FieldViolations, field: &str, raw: &str) -> Option<String> {
