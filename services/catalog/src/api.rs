@@ -88,9 +88,7 @@ impl CatalogService for CatalogApi {
         let mut v = FieldViolations::new();
         let limit = pagination::page_size_or_violation(req.page_size, &mut v);
         let category_id = validate::optional_uuid(&mut v, "category_id", &req.category_id);
-        let query = domain::parse_query(&req.query)
-            .map_err(|_| v.add("query", "must be at most 100 characters"))
-            .ok();
+        let query = domain::parse_query(&mut v, &req.query);
         let (Some(limit), Some(query)) = (limit, query) else {
             return Err(v.into_status());
         };

@@ -233,21 +233,45 @@ impl CategoryFields {
     }
 }
 
-/// Validates a name search: at most 100 characters.
-pub fn parse_query(raw: &str) -> Result<String, tonic::Status> {
+/// Longest name search, in characters.
+pub const MAX_QUERY_CHARS: usize = 100;
+
+/// Validates a name search: trimmed, at most [`MAX_QUERY_CHARS`] characters on one line
+/// (the kernel's text rule, as for every other text field); empty searches everything.
+pub fn parse_query(v: &mut FieldViolations, raw: &str) -> Option<String> {
     let query = raw.trim();
-    if query.chars().count() > 100 {
-        return Err(mercato_kernel::error::invalid_argument(
-            "query",
-            "must be at most 100 characters",
-        ));
-    }
-    Ok(query.to_owned())
+    validate::text(
+        v,
+        "query",
+        query,
+        Text::one_line(MAX_QUERY_CHARS).optional(),
+    )
+    .then(|| query.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_is_trimmed_bounded_and_on_one_line() {
+        let mut v = FieldViolations::new();
+        assert_eq!(parse_query(&mut v, "  lamp ").unwrap(), "lamp");
+        assert_eq!(parse_query(&mut v, "").unwrap(), "");
+        assert!(parse_query(&mut v, &"é".repeat(MAX_QUERY_CHARS)).is_some());
+        assert!(v.is_empty());
+        for bad in [
+            "x".repeat(MAX_QUERY_CHARS + 1),
+            "la\u{7}mp".into(),
+            "la\nmp".into(),
+        ] {
+            let mut v = FieldViolations::new();
+            assert!(parse_query(&mut v, &bad).is_none(), "{bad:?}");
+            let status = v.into_status();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
+            assert!(status.message().starts_with("invalid query: "), "{bad:?}");
+        }
+    }
     use mercato::pb::r#type::v1::Money;
 
     fn product() -> pb::Product {
