@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use mercato_kernel::db::DbPool;
+use mercato_kernel::db::{DbPool, PoolError};
 use mercato_kernel::shutdown::ShutdownSignal;
 use mercato_kernel::startup::Gate;
 
@@ -35,13 +35,22 @@ pub fn spawn(db: DbPool, saga: Saga, interval: Duration, started: Gate, shutdown
     });
 }
 
+/// Why a sweep could not list the orphaned sagas (it retries at the next interval).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// No connection could be had.
+    #[error("no database connection: {0}")]
+    Pool(#[from] PoolError),
+    /// The query failed.
+    #[error("listing orphaned sagas: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
 /// Resumes every orphaned saga once; returns how many were taken.
-pub async fn sweep(db: &DbPool, saga: &Saga) -> Result<usize, String> {
+pub async fn sweep(db: &DbPool, saga: &Saga) -> Result<usize, SweepError> {
     let ids = {
-        let mut conn = db.get().await.map_err(|e| e.to_string())?;
-        store::orphaned(&mut conn, BATCH)
-            .await
-            .map_err(|e| e.to_string())?
+        let mut conn = db.get().await?;
+        store::orphaned(&mut conn, BATCH).await?
     };
     let taken = futures::stream::iter(ids)
         .map(|id| {

@@ -61,10 +61,24 @@ impl PeerClients {
 enum Next {
     /// Move on: apply this change (it names the next step).
     Advance(Change),
-    /// Give up: compensate, with this reason for the customer.
-    Fail(String, Option<String>),
+    /// Give up: compensate, with this reason for the customer, and the payment the step
+    /// saw refused, if any (so the order keeps its id).
+    Fail {
+        reason: String,
+        payment_id: Option<String>,
+    },
     /// Cannot tell now; try again later.
     Later(String),
+}
+
+impl Next {
+    /// Give up without a payment to keep.
+    fn fail(reason: impl Into<String>) -> Self {
+        Self::Fail {
+            reason: reason.into(),
+            payment_id: None,
+        }
+    }
 }
 
 /// A transition decided by a step.
@@ -135,9 +149,7 @@ impl Saga {
             let step = order.order.step();
             let next = match step {
                 Step::Done => return Ok(order),
-                Step::Reserve | Step::Redeem if card.is_none() => {
-                    Next::Fail(INTERRUPTED.into(), None)
-                }
+                Step::Reserve | Step::Redeem if card.is_none() => Next::fail(INTERRUPTED),
                 Step::Reserve => self.reserve(&order).await,
                 Step::Redeem => self.redeem(&order).await,
                 Step::Charge => self.charge(&order, card).await,
@@ -146,7 +158,7 @@ impl Saga {
             };
             let applied = match next {
                 Next::Advance(change) => self.apply(&order, change).await?,
-                Next::Fail(reason, payment_id) => {
+                Next::Fail { reason, payment_id } => {
                     tracing::info!(order_id = %order.order.id, ?step, %reason, "checkout failed; compensating");
                     self.fail(&order, &reason, SYSTEM, payment_id).await?
                 }
@@ -208,18 +220,13 @@ impl Saga {
                 ..Change::default()
             }),
             Err(status) if status.code() == Code::FailedPrecondition => {
-                Next::Fail(out_of_stock_reason(order, &status), None)
+                Next::fail(out_of_stock_reason(order, &status))
             }
-            Err(status) if transient(status.code()) => Next::Fail(
+            Err(status) if transient(status.code()) => Next::fail(
                 "stock could not be reserved because the inventory service is unavailable; \
-                 nothing was charged, please try again"
-                    .into(),
-                None,
+                 nothing was charged, please try again",
             ),
-            Err(status) => Next::Fail(
-                format!("stock could not be reserved: {}", status.message()),
-                None,
-            ),
+            Err(status) => Next::fail(format!("stock could not be reserved: {}", status.message())),
         }
     }
 
@@ -246,17 +253,14 @@ impl Saga {
                     ..Change::default()
                 })
             }
-            Err(status) if transient(status.code()) => Next::Fail(
-                format!(
-                    "coupon {code} could not be checked because the discount service is \
+            Err(status) if transient(status.code()) => Next::fail(format!(
+                "coupon {code} could not be checked because the discount service is \
                      unavailable; nothing was charged, please try again"
-                ),
-                None,
-            ),
-            Err(status) => Next::Fail(
-                format!("coupon {code} cannot be used: {}", status.message()),
-                None,
-            ),
+            )),
+            Err(status) => Next::fail(format!(
+                "coupon {code} cannot be used: {}",
+                status.message()
+            )),
         }
     }
 
@@ -292,7 +296,7 @@ impl Saga {
                 };
                 match self.peers.payment.clone().lookup_charge(request).await {
                     Err(status) if status.code() == Code::NotFound => {
-                        return Next::Fail(INTERRUPTED.into(), None);
+                        return Next::fail(INTERRUPTED);
                     }
                     other => other.map(|r| r.into_inner().payment),
                 }
@@ -306,18 +310,18 @@ impl Saga {
                     ..Change::default()
                 })
             }
-            Ok(Some(p)) if p.status() == payment::PaymentStatus::Failed => Next::Fail(
-                format!(
+            Ok(Some(p)) if p.status() == payment::PaymentStatus::Failed => Next::Fail {
+                reason: format!(
                     "payment failed: {}",
                     payment_failure_text(p.failure_reason())
                 ),
-                Some(p.id),
-            ),
+                payment_id: Some(p.id),
+            },
             Ok(other) => Next::Later(format!("unexpected payment state: {other:?}")),
             Err(status) if transient(status.code()) => {
                 Next::Later(format!("payment outcome unknown: {}", status.message()))
             }
-            Err(status) => Next::Fail(format!("payment failed: {}", status.message()), None),
+            Err(status) => Next::fail(format!("payment failed: {}", status.message())),
         }
     }
 
@@ -340,13 +344,10 @@ impl Saga {
             Err(status) if transient(status.code()) => {
                 Next::Later(format!("stock commit: {}", status.message()))
             }
-            Err(status) => Next::Fail(
-                format!(
-                    "the stock reservation was lost ({}); the payment is refunded",
-                    status.message()
-                ),
-                None,
-            ),
+            Err(status) => Next::fail(format!(
+                "the stock reservation was lost ({}); the payment is refunded",
+                status.message()
+            )),
         }
     }
 

@@ -20,13 +20,19 @@ async fn two_hundred_buyers_for_fifty_units_never_oversell() {
         let token = buyers[i % buyers.len()].clone();
         let id = lamp.id.clone();
         async move {
-            place(
-                shop,
-                &token,
-                order_request(&[(&id, 1)], CARD_OK, &format!("k{i}")),
-            )
-            .await
-            .unwrap()
+            // As a client does: UNAVAILABLE (the order service's own pool exhausted on a
+            // loaded machine) is retried with the same key, which places the order once.
+            let mut attempt = 0;
+            loop {
+                let request = order_request(&[(&id, 1)], CARD_OK, &format!("k{i}"));
+                match place(shop, &token, request).await {
+                    Err(status) if status.code() == tonic::Code::Unavailable && attempt < 20 => {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                    }
+                    answer => break answer.unwrap(),
+                }
+            }
         }
     }))
     .await;
