@@ -12,11 +12,25 @@ async fn a_hundred_concurrent_orders_never_oversell_thirty_units() {
     let client = inventory.client().await;
     let calls = (0..100).map(|i| {
         let mut client = client.clone();
-        let request = authed(
-            reserve_request(&format!("order-{i}"), &[(&id, 1)]),
-            &inventory.service,
-        );
-        async move { client.reserve_stock(request).await }
+        let (inventory, id) = (&inventory, &id);
+        async move {
+            // As order's saga does: UNAVAILABLE (the pool exhausted on a loaded machine) is
+            // retried with the same order id, which reserves at most once.
+            let mut attempt = 0;
+            loop {
+                let request = authed(
+                    reserve_request(&format!("order-{i}"), &[(id, 1)]),
+                    &inventory.service,
+                );
+                match client.reserve_stock(request).await {
+                    Err(status) if status.code() == Code::Unavailable && attempt < 20 => {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                    }
+                    answer => break answer,
+                }
+            }
+        }
     });
     let results = futures::future::join_all(calls).await;
 
