@@ -26,7 +26,7 @@ SERVICES := $(sort $(notdir $(patsubst %/Cargo.toml,%,$(wildcard services/*/Carg
 BINARIES := $(SERVICES) $(if $(wildcard edge-gateway/Cargo.toml),edge-gateway)
 
 .PHONY: help tools infra infra-down build fmt lint nextest unit manifests openapi smoke test run \
-        clean-run images kind-up deploy bench
+        clean-run load images kind-up deploy bench
 
 help: ## List the targets
 	@echo "Mercato — make <target>"
@@ -91,6 +91,13 @@ export REPLICAS
 run: tools infra ## Build and start every service locally (REPLICAS=N: N instances of each; Ctrl-C stops all)
 	cargo build --bins $(addprefix -p ,$(BINARIES))
 	scripts/run
+
+# Arguments of `make load` (loadgen --help, docs/loadgen.md), e.g. LOAD_ARGS="--rate 20 --duration 30s".
+LOAD_ARGS ?=
+
+load: ## Shoppers through `make run`'s gateway (release loadgen; LOAD_ARGS="--rate 20 --duration 30s")
+	cargo build --release -p loadgen
+	"$(CARGO_TARGET_DIR)/release/loadgen" $(LOAD_ARGS)
 
 clean-run: infra-down ## Stop the local servers, then remove .run/ (logs, dev JWT key, server data)
 	rm -rf .run
