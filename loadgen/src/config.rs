@@ -176,7 +176,8 @@ pub struct Settings {
     pub target: String,
     /// The protocol.
     pub protocol: Protocol,
-    /// Target checkouts per second (open loop, or a paced closed loop).
+    /// Target checkouts per second (always set in open loop; a closed loop is paced only
+    /// when it is set).
     pub rate: Option<f64>,
     /// Open or closed loop.
     pub load: Load,
@@ -270,15 +271,20 @@ impl Settings {
                 ))
             }
         };
-        let load = if closed_loop {
-            Load::Closed {
-                visit_rate: rate.map(visit_rate).transpose()?,
-            }
+        // Open loop needs a rate to aim at; closed loop runs unpaced without one.
+        let rate = if closed_loop {
+            rate
         } else {
-            Load::Open {
-                visit_rate: visit_rate(rate.unwrap_or(5.0))?,
+            Some(rate.unwrap_or(5.0))
+        };
+        let load = match rate.filter(|_| !closed_loop) {
+            Some(rate) => Load::Open {
+                visit_rate: visit_rate(rate)?,
                 spacing: cli.arrivals.or(file.arrivals).unwrap_or(Spacing::Poisson),
-            }
+            },
+            None => Load::Closed {
+                visit_rate: rate.map(visit_rate).transpose()?,
+            },
         };
         let users = match (cli.users.or(file.users), load) {
             (Some(0), _) => return Err(invalid("--users", "must be at least 1")),
@@ -443,6 +449,7 @@ mod tests {
             }
         );
         assert_eq!(s.users, 10);
+        assert_eq!(s.rate, Some(5.0));
         assert!(s.admin.restock);
     }
 

@@ -183,9 +183,9 @@ pub async fn run<S: Shop>(shop: S, settings: &Settings) -> Result<Summary, RunEr
     }
     let _ = progress.await;
 
-    let (checkout_rate, visit_rate) = match settings.load {
-        Load::Open { visit_rate, .. } => (settings.rate.or(Some(5.0)), Some(visit_rate)),
-        Load::Closed { visit_rate } => (settings.rate, visit_rate),
+    let visit_rate = match settings.load {
+        Load::Open { visit_rate, .. } => Some(visit_rate),
+        Load::Closed { visit_rate } => visit_rate,
     };
     let run = Run {
         target: settings.target.clone(),
@@ -194,7 +194,7 @@ pub async fn run<S: Shop>(shop: S, settings: &Settings) -> Result<Summary, RunEr
             Load::Open { .. } => "open-loop",
             Load::Closed { .. } => "closed-loop",
         },
-        checkout_rate,
+        checkout_rate: settings.rate,
         visit_rate,
         mix: mix_shares(&settings.mix),
         duration_s: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
